@@ -1,0 +1,1 @@
+//! Cluster API types and the infrastructure-provider contract.

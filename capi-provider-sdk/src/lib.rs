@@ -1,0 +1,1 @@
+//! Write Cluster API infrastructure providers in Rust.

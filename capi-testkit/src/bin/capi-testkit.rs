@@ -1,0 +1,2 @@
+//! The `capi-testkit` command.
+fn main() {}

@@ -1,0 +1,1 @@
+//! An in-process Kubernetes API server, a CAPI-core simulator and a provider conformance suite.

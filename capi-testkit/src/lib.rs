@@ -1,1 +1,4 @@
 //! An in-process Kubernetes API server, a CAPI-core simulator and a provider conformance suite.
+
+pub mod patch;
+pub mod schema;

@@ -1,1 +1,5 @@
 //! Cluster API types and the infrastructure-provider contract.
+pub mod conditions;
+pub mod crd;
+pub mod v1beta1;
+pub mod v1beta2;

@@ -1,2 +1,100 @@
-//! Repository automation.
-fn main() {}
+//! Repository automation: `cargo xtask <command>`.
+//!
+//! - `codegen [--corpus DIR]`: regenerate capi-core's v1beta1/v1beta2 types from upstream CRDs.
+//! - `crds --out DIR`: write one YAML file per CRD for every capi-core kind.
+
+mod codegen;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "xtask", about = "capi-rs repository automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Regenerate capi-core's Cluster API types from the upstream CRD schemas.
+    Codegen {
+        /// Folder holding the upstream core CRDs (both versions in each file).
+        #[arg(long, default_value = "../shared/corpus/cluster-api/crds")]
+        corpus: PathBuf,
+    },
+    /// Write the CRDs of every capi-core kind, one YAML file each.
+    Crds {
+        /// Output folder (created if missing). Without it, all CRDs go to stdout as one stream.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Codegen { corpus } => {
+            let corpus = if corpus.is_relative() {
+                workspace_root().join(corpus)
+            } else {
+                corpus
+            };
+            codegen::run(&corpus, &workspace_root().join("capi-core/src")).and_then(|files| {
+                // Format like the rest of the tree so `cargo fmt --check` and regeneration agree.
+                let status = std::process::Command::new("rustfmt")
+                    .args(["--edition", "2024"])
+                    .args(&files)
+                    .status()
+                    .map_err(|e| format!("rustfmt: {e}"))?;
+                if !status.success() {
+                    return Err(format!("rustfmt failed: {status}"));
+                }
+                for f in files {
+                    println!("wrote {}", f.display());
+                }
+                Ok(())
+            })
+        }
+        Command::Crds { out } => write_crds(out),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_crds(out: Option<PathBuf>) -> Result<(), String> {
+    let crds = capi_core::crd::core_crds().map_err(|e| e.to_string())?;
+    match out {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            for crd in &crds {
+                let name = crd.metadata.name.clone().unwrap_or_default();
+                let path = dir.join(format!("{name}.yaml"));
+                let yaml = capi_core::crd::to_yaml(crd).map_err(|e| e.to_string())?;
+                std::fs::write(&path, yaml).map_err(|e| format!("{}: {e}", path.display()))?;
+                println!("wrote {}", path.display());
+            }
+        }
+        None => {
+            for crd in &crds {
+                print!(
+                    "---\n{}",
+                    capi_core::crd::to_yaml(crd).map_err(|e| e.to_string())?
+                );
+            }
+        }
+    }
+    Ok(())
+}

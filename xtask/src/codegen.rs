@@ -38,6 +38,15 @@ const KINDS: &[(&str, &str)] = &[
 /// Upstream Go type names for schema paths (`Kind:.path`, `[]` for list items), so generated
 /// names match what CAPI users know. Anything not listed is named after its path.
 const NAMES: &[(&str, &str)] = &[
+    // Version-specific names first (`version/Kind:.path`): v1beta1 references are corev1.ObjectReference.
+    ("v1beta1/Cluster:.spec.controlPlaneRef", "ObjectReference"),
+    ("v1beta1/Cluster:.spec.infrastructureRef", "ObjectReference"),
+    ("v1beta1/Machine:.spec.bootstrap.configRef", "ObjectReference"),
+    ("v1beta1/Machine:.spec.infrastructureRef", "ObjectReference"),
+    ("v1beta1/Cluster:.spec.topology.controlPlane.machineHealthCheck.unhealthyConditions[]", "UnhealthyCondition"),
+    ("v1beta1/Cluster:.spec.topology.controlPlane.machineHealthCheck.remediationTemplate", "ObjectReference"),
+    ("v1beta2/Cluster:.spec.topology.controlPlane.healthCheck.checks.unhealthyMachineConditions[]", "UnhealthyMachineCondition"),
+    ("v1beta2/Cluster:.spec.topology.controlPlane.healthCheck.checks.unhealthyNodeConditions[]", "UnhealthyNodeCondition"),
     ("Cluster:.spec.clusterNetwork", "ClusterNetwork"),
     ("Cluster:.spec.clusterNetwork.pods", "NetworkRanges"),
     ("Cluster:.spec.controlPlaneEndpoint", "ApiEndpoint"),
@@ -168,6 +177,7 @@ struct Field {
 
 /// Types of one API version.
 struct VersionGen {
+    version: &'static str,
     items: Vec<(String /* kind file */, Item)>,
     by_shape: HashMap<String, String>,
     taken: BTreeSet<String>,
@@ -203,8 +213,9 @@ const VALIDATION_KEYS: &[&str] = &[
 ];
 
 impl VersionGen {
-    fn new() -> Self {
+    fn new(version: &'static str) -> Self {
         Self {
+            version,
             items: Vec::new(),
             by_shape: HashMap::new(),
             taken: BTreeSet::new(),
@@ -351,8 +362,9 @@ impl VersionGen {
     }
 
     fn pick_name(&mut self, kind: &str, path: &str, hint: &str) -> String {
+        let versioned = format!("{}/{kind}:{path}", self.version);
         let key = format!("{kind}:{path}");
-        if let Some((_, n)) = NAMES.iter().find(|(k, _)| *k == key)
+        if let Some((_, n)) = NAMES.iter().find(|(k, _)| *k == versioned || *k == key)
             && !self.taken.contains(*n)
         {
             return (*n).to_owned();
@@ -800,7 +812,7 @@ pub fn run(crd_dir: &Path, out_root: &Path) -> Result<Vec<PathBuf>, String> {
         crds.push((*kind, crd));
     }
     for version in ["v1beta1", "v1beta2"] {
-        let mut g = VersionGen::new();
+        let mut g = VersionGen::new(version);
         let mut roots = Vec::new();
         for (kind, crd) in &crds {
             let Some(v) = crd["spec"]["versions"]

@@ -100,7 +100,7 @@ pub struct ApiEndpoint {
 /// the details for provisioning the Control Plane for a Cluster.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(extend("x-kubernetes-map-type" = "atomic"))]
-pub struct ContractVersionedObjectReference {
+pub struct ObjectReference {
     /// API version of the referent.
     #[serde(
         rename = "apiVersion",
@@ -147,7 +147,7 @@ pub struct ContractVersionedObjectReference {
 /// specified as a duration.  When the named condition has been in the given
 /// status for at least the timeout value, a node is considered unhealthy.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ControlPlaneTopologyMachineHealthCheckUnhealthyCondition {
+pub struct UnhealthyCondition {
     /// status of the condition, one of True, False, Unknown.
     #[schemars(extend("minLength" = 1))]
     pub status: String,
@@ -249,7 +249,7 @@ pub struct ControlPlaneTopologyMachineHealthCheck {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub remediation_template: Option<ContractVersionedObjectReference>,
+    pub remediation_template: Option<ObjectReference>,
     /// unhealthyConditions contains a list of the conditions that determine
     /// whether a node is considered unhealthy. The conditions are combined in a
     /// logical OR, i.e. if any of the conditions is met, the node is unhealthy.
@@ -259,7 +259,7 @@ pub struct ControlPlaneTopologyMachineHealthCheck {
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(extend("maxItems" = 100))]
-    pub unhealthy_conditions: Option<Vec<ControlPlaneTopologyMachineHealthCheckUnhealthyCondition>>,
+    pub unhealthy_conditions: Option<Vec<UnhealthyCondition>>,
     /// unhealthyMachineConditions contains a list of the machine conditions that determine
     /// whether a machine is considered unhealthy.  The conditions are combined in a
     /// logical OR, i.e. if any of the conditions is met, the machine is unhealthy.
@@ -1012,7 +1012,7 @@ pub struct ClusterSpec {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub control_plane_ref: Option<ContractVersionedObjectReference>,
+    pub control_plane_ref: Option<ObjectReference>,
     /// infrastructureRef is a reference to a provider-specific resource that holds the details
     /// for provisioning infrastructure for a cluster in said provider.
     #[serde(
@@ -1020,7 +1020,7 @@ pub struct ClusterSpec {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub infrastructure_ref: Option<ContractVersionedObjectReference>,
+    pub infrastructure_ref: Option<ObjectReference>,
     /// paused can be used to prevent controllers from processing the Cluster and all its associated objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,

@@ -22,7 +22,7 @@ pub struct Bootstrap {
     /// allow users/operators to specify Bootstrap.DataSecretName without
     /// the need of a controller.
     #[serde(rename = "configRef", default, skip_serializing_if = "Option::is_none")]
-    pub config_ref: Option<ContractVersionedObjectReference>,
+    pub config_ref: Option<ObjectReference>,
     /// dataSecretName is the name of the secret that stores the bootstrap data script.
     /// If nil, the Machine should remain in the Pending state.
     #[serde(
@@ -106,7 +106,7 @@ pub struct MachineSpec {
     /// infrastructureRef is a required reference to a custom resource
     /// offered by an infrastructure provider.
     #[serde(rename = "infrastructureRef")]
-    pub infrastructure_ref: ContractVersionedObjectReference,
+    pub infrastructure_ref: ObjectReference,
     /// nodeDeletionTimeout defines how long the controller will attempt to delete the Node that the Machine
     /// hosts after the Machine is marked for deletion. A duration of 0 will retry deletion indefinitely.
     /// Defaults to 10 seconds.
@@ -460,7 +460,7 @@ pub struct MachineStatus {
     pub node_info: Option<NodeSystemInfo>,
     /// nodeRef will point to the corresponding Node if it exists.
     #[serde(rename = "nodeRef", default, skip_serializing_if = "Option::is_none")]
-    pub node_ref: Option<ContractVersionedObjectReference>,
+    pub node_ref: Option<ObjectReference>,
     /// observedGeneration is the latest generation observed by the controller.
     #[serde(
         rename = "observedGeneration",

@@ -105,7 +105,7 @@ pub struct MachineHealthCheckSpec {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub remediation_template: Option<ContractVersionedObjectReference>,
+    pub remediation_template: Option<ObjectReference>,
     /// selector is a label selector to match machines whose health will be exercised
     pub selector: LabelSelector,
     /// unhealthyConditions contains a list of the conditions that determine
@@ -117,7 +117,7 @@ pub struct MachineHealthCheckSpec {
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(extend("maxItems" = 100))]
-    pub unhealthy_conditions: Option<Vec<ControlPlaneTopologyMachineHealthCheckUnhealthyCondition>>,
+    pub unhealthy_conditions: Option<Vec<UnhealthyCondition>>,
     /// unhealthyMachineConditions contains a list of the machine conditions that determine
     /// whether a machine is considered unhealthy.  The conditions are combined in a
     /// logical OR, i.e. if any of the conditions is met, the machine is unhealthy.

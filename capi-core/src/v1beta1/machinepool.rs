@@ -230,7 +230,7 @@ pub struct MachinePoolStatus {
     /// nodeRefs will point to the corresponding Nodes if they exist.
     #[serde(rename = "nodeRefs", default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("maxItems" = 10000))]
-    pub node_refs: Option<Vec<ContractVersionedObjectReference>>,
+    pub node_refs: Option<Vec<ObjectReference>>,
     /// observedGeneration is the latest generation observed by the controller.
     #[serde(
         rename = "observedGeneration",

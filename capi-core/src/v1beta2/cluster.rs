@@ -179,7 +179,7 @@ pub struct ControlPlaneTopologyDeletion {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
-pub enum ControlPlaneTopologyHealthCheckChecksUnhealthyMachineConditionStatus {
+pub enum UnhealthyMachineConditionStatus {
     /// `True`
     #[serde(rename = "True")]
     True,
@@ -195,9 +195,9 @@ pub enum ControlPlaneTopologyHealthCheckChecksUnhealthyMachineConditionStatus {
 /// specified as a duration.  When the named condition has been in the given
 /// status for at least the timeout value, a machine is considered unhealthy.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ControlPlaneTopologyHealthCheckChecksUnhealthyMachineCondition {
+pub struct UnhealthyMachineCondition {
     /// status of the condition, one of True, False, Unknown.
-    pub status: ControlPlaneTopologyHealthCheckChecksUnhealthyMachineConditionStatus,
+    pub status: UnhealthyMachineConditionStatus,
     /// timeoutSeconds is the duration that a machine must be in a given status for,
     /// after which the machine is considered unhealthy.
     /// For example, with a value of "3600", the machine must match the status
@@ -215,7 +215,7 @@ pub struct ControlPlaneTopologyHealthCheckChecksUnhealthyMachineCondition {
 /// specified as a duration.  When the named condition has been in the given
 /// status for at least the timeout value, a node is considered unhealthy.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ControlPlaneTopologyHealthCheckChecksUnhealthyNodeCondition {
+pub struct UnhealthyNodeCondition {
     /// status of the condition, one of True, False, Unknown.
     #[schemars(extend("minLength" = 1))]
     pub status: String,
@@ -275,8 +275,7 @@ pub struct ControlPlaneTopologyHealthCheckChecks {
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(extend("minItems" = 1, "maxItems" = 100, "x-kubernetes-list-type" = "atomic"))]
-    pub unhealthy_machine_conditions:
-        Option<Vec<ControlPlaneTopologyHealthCheckChecksUnhealthyMachineCondition>>,
+    pub unhealthy_machine_conditions: Option<Vec<UnhealthyMachineCondition>>,
     /// unhealthyNodeConditions contains a list of conditions that determine
     /// whether a node is considered unhealthy. The conditions are combined in a
     /// logical OR, i.e. if any of the conditions is met, the node is unhealthy.
@@ -286,8 +285,7 @@ pub struct ControlPlaneTopologyHealthCheckChecks {
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(extend("minItems" = 1, "maxItems" = 100, "x-kubernetes-list-type" = "atomic"))]
-    pub unhealthy_node_conditions:
-        Option<Vec<ControlPlaneTopologyHealthCheckChecksUnhealthyNodeCondition>>,
+    pub unhealthy_node_conditions: Option<Vec<UnhealthyNodeCondition>>,
 }
 
 /// templateRef is a reference to a remediation template

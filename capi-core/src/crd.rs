@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, JSONSchemaProps,
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
 use kube::CustomResourceExt;
 
@@ -60,8 +60,10 @@ pub fn merge_versions(
     Ok(merged)
 }
 
-/// Adds what controller-gen writes and kube-derive leaves out: `listKind`, and the root
-/// `apiVersion`, `kind` and `metadata` properties (so `kubectl explain` documents them).
+/// Makes a kube-derive CRD read like controller-gen's: adds `listKind` and the root
+/// `apiVersion`, `kind` and `metadata` properties (so `kubectl explain` documents them), and
+/// drops the `nullable: true` schemars puts on every `Option` field. Upstream has none, and the
+/// API server treats it as meaningful: it keeps explicit nulls instead of pruning them.
 fn complete(crd: &mut CustomResourceDefinition) {
     if crd.spec.names.list_kind.is_none() {
         crd.spec.names.list_kind = Some(format!("{}List", crd.spec.names.kind));
@@ -74,6 +76,7 @@ fn complete(crd: &mut CustomResourceDefinition) {
         else {
             continue;
         };
+        drop_nullable(root);
         let props = root.properties.get_or_insert_with(BTreeMap::new);
         let string = |description: &str| JSONSchemaProps {
             type_: Some("string".into()),
@@ -92,6 +95,25 @@ fn complete(crd: &mut CustomResourceDefinition) {
                 type_: Some("object".into()),
                 ..JSONSchemaProps::default()
             });
+    }
+}
+
+fn drop_nullable(schema: &mut JSONSchemaProps) {
+    schema.nullable = None;
+    for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
+        drop_nullable(child);
+    }
+    if let Some(JSONSchemaPropsOrArray::Schema(items)) = schema.items.as_mut() {
+        drop_nullable(items);
+    }
+    if let Some(JSONSchemaPropsOrBool::Schema(ap)) = schema.additional_properties.as_mut() {
+        drop_nullable(ap);
+    }
+    for list in [&mut schema.all_of, &mut schema.any_of, &mut schema.one_of]
+        .into_iter()
+        .flatten()
+    {
+        list.iter_mut().for_each(drop_nullable);
     }
 }
 
@@ -124,6 +146,13 @@ fn version_order(v: &str) -> (u32, u32, u32) {
     (major, stability, minor)
 }
 
+/// Core's CRDs declare `cluster.x-k8s.io/v1beta1: v1beta1` and `cluster.x-k8s.io/v1beta2: v1beta2`.
+static CORE_CONTRACT: std::sync::LazyLock<ContractVersionLabels> = std::sync::LazyLock::new(|| {
+    ContractVersionLabels::new()
+        .with("v1beta1", ["v1beta1"])
+        .with("v1beta2", ["v1beta2"])
+});
+
 /// The CRDs of every capi-core kind, serving v1beta1 (deprecated) and v1beta2 (storage), sorted
 /// by name.
 ///
@@ -153,9 +182,11 @@ pub fn core_crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
     let mut out = Vec::with_capacity(pairs.len());
     for pair in pairs {
         let mut crd = merge_versions(pair.into(), "v1beta2")?;
-        // Upstream's core CRDs carry the contract label of the core types themselves.
+        // Upstream's release manifests label core CRDs with their own contract versions and the
+        // provider name (kustomize adds them; the CRD bases have none).
         let labels = crd.metadata.labels.get_or_insert_with(BTreeMap::new);
         labels.insert("cluster.x-k8s.io/provider".into(), "cluster-api".into());
+        labels.extend(CORE_CONTRACT.to_labels());
         out.push(crd);
     }
     out.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));

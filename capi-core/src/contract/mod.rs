@@ -1,0 +1,81 @@
+//! The infrastructure-provider contract: what an InfraCluster, an InfraMachine and their
+//! templates carry, in both contract versions, and how CAPI reads it.
+//!
+//! Two halves:
+//! - [`fields`]: structs a provider author embeds (`#[serde(flatten)]`) in their own CRD's spec
+//!   and status, so the contract's fields have exactly upstream's names, shapes and validation;
+//!   the v1beta1-contract shapes live in [`fields::v1beta1`].
+//! - [`view`]: reading those fields from any provider object as JSON, the way CAPI core reads
+//!   them, whichever contract version the provider's CRD declares. This is what a simulator or
+//!   a conformance suite uses on providers written in any language.
+//!
+//! Which contract a CRD follows is declared by its labels (see [`crate::crd::ContractVersionLabels`]).
+
+pub mod fields;
+pub mod view;
+
+pub use fields::{
+    InfraClusterSpec, InfraClusterStatus, InfraMachineSpec, InfraMachineStatus, Initialization,
+    TemplateResource, TemplateSpec,
+};
+pub use view::{ContractError, InfraClusterView, InfraMachineView};
+
+/// A version of the infrastructure-provider contract.
+///
+/// ```
+/// use capi_core::contract::ContractVersion;
+/// assert_eq!(ContractVersion::V1Beta2.label_key(), "cluster.x-k8s.io/v1beta2");
+/// assert_eq!("v1beta1".parse::<ContractVersion>().unwrap(), ContractVersion::V1Beta1);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ContractVersion {
+    /// CAPI ≤ 1.10: `status.ready`, map-shaped failure domains, terminal failure fields.
+    V1Beta1,
+    /// CAPI ≥ 1.11: `status.initialization.provisioned`, list-shaped failure domains.
+    V1Beta2,
+}
+
+impl ContractVersion {
+    /// The contracts CAPI core v1beta2 accepts, newest first (the order it tries CRD labels in).
+    pub const NEWEST_FIRST: [ContractVersion; 2] =
+        [ContractVersion::V1Beta2, ContractVersion::V1Beta1];
+
+    /// `v1beta1` or `v1beta2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V1Beta1 => "v1beta1",
+            Self::V1Beta2 => "v1beta2",
+        }
+    }
+
+    /// The CRD label declaring which of a provider's API versions satisfy this contract.
+    pub fn label_key(self) -> &'static str {
+        match self {
+            Self::V1Beta1 => "cluster.x-k8s.io/v1beta1",
+            Self::V1Beta2 => "cluster.x-k8s.io/v1beta2",
+        }
+    }
+}
+
+impl std::fmt::Display for ContractVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A contract version string that is neither `v1beta1` nor `v1beta2`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown contract version {0:?} (expected v1beta1 or v1beta2)")]
+pub struct UnknownContractVersion(pub String);
+
+impl std::str::FromStr for ContractVersion {
+    type Err = UnknownContractVersion;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "v1beta1" => Ok(Self::V1Beta1),
+            "v1beta2" => Ok(Self::V1Beta2),
+            other => Err(UnknownContractVersion(other.to_owned())),
+        }
+    }
+}

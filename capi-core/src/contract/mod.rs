@@ -18,7 +18,7 @@ pub use fields::{
     InfraClusterSpec, InfraClusterStatus, InfraMachineSpec, InfraMachineStatus, Initialization,
     TemplateResource, TemplateSpec,
 };
-pub use view::{ContractError, InfraClusterView, InfraMachineView};
+pub use view::{ContractError, InfraClusterView, InfraMachineView, ReadySummary, TerminalFailure};
 
 /// A version of the infrastructure-provider contract.
 ///

@@ -100,12 +100,21 @@ fn provisioned(obj: &Value, contract: ContractVersion) -> Result<bool, ContractE
     Ok(typed::<bool>(obj, path)?.unwrap_or(false))
 }
 
+/// A terminal failure a provider reported (v1beta1 contract fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerminalFailure {
+    /// `status.failureReason`.
+    pub reason: Option<String>,
+    /// `status.failureMessage`.
+    pub message: Option<String>,
+}
+
 /// A terminal failure (`status.failureReason` / `status.failureMessage`): behaviour-changing in
 /// the v1beta1 contract, only copied to `deprecated.v1beta1` in v1beta2.
-fn failure(obj: &Value) -> Result<Option<(Option<String>, Option<String>)>, ContractError> {
+fn failure(obj: &Value) -> Result<Option<TerminalFailure>, ContractError> {
     let reason = string(obj, "status.failureReason")?.map(str::to_owned);
     let message = string(obj, "status.failureMessage")?.map(str::to_owned);
-    Ok((reason.is_some() || message.is_some()).then_some((reason, message)))
+    Ok((reason.is_some() || message.is_some()).then_some(TerminalFailure { reason, message }))
 }
 
 /// Contract fields of an InfraMachine.
@@ -155,8 +164,8 @@ impl<'a> InfraMachineView<'a> {
         condition(self.obj, "Ready")
     }
 
-    /// A reported terminal failure `(reason, message)`.
-    pub fn failure(&self) -> Result<Option<(Option<String>, Option<String>)>, ContractError> {
+    /// A reported terminal failure.
+    pub fn failure(&self) -> Result<Option<TerminalFailure>, ContractError> {
         failure(self.obj)
     }
 }
@@ -226,8 +235,8 @@ impl<'a> InfraClusterView<'a> {
         condition(self.obj, "Ready")
     }
 
-    /// A reported terminal failure `(reason, message)`.
-    pub fn failure(&self) -> Result<Option<(Option<String>, Option<String>)>, ContractError> {
+    /// A reported terminal failure.
+    pub fn failure(&self) -> Result<Option<TerminalFailure>, ContractError> {
         failure(self.obj)
     }
 }
@@ -300,7 +309,10 @@ mod tests {
         assert_eq!(m.ready_condition().unwrap().reason.as_deref(), Some("Boom"));
         assert_eq!(
             m.failure().unwrap(),
-            Some((Some("CreateError".into()), None))
+            Some(TerminalFailure {
+                reason: Some("CreateError".into()),
+                message: None
+            })
         );
     }
 }

@@ -91,6 +91,27 @@ pub struct InfraClusterStatus {
         "x-kubernetes-list-map-keys" = ["name"]
     ))]
     pub failure_domains: Option<Vec<FailureDomain>>,
+    /// `status.ready`, for readers of the v1beta1 contract (CAPI ≤ 1.10); written only when a
+    /// provider is configured for them. v1beta2 core ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+    /// A terminal failure's reason: v1beta2 core copies it to `deprecated.v1beta1` of its object.
+    #[serde(
+        rename = "failureReason",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub failure_reason: Option<String>,
+    /// A terminal failure's message.
+    #[serde(
+        rename = "failureMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub failure_message: Option<String>,
+    /// CAPI v1beta1 conditions kept for older readers, as upstream providers keep them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecated: Option<DeprecatedStatus>,
     /// Conditions; `Ready` is mirrored to the Cluster's `InfrastructureReady`, `Paused` should be set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "conditions_schema")]
@@ -140,6 +161,27 @@ pub struct InfraMachineStatus {
     /// Whether the instance may be interrupted (spot/preemptible); CAPI labels the Node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interruptible: Option<bool>,
+    /// `status.ready`, for readers of the v1beta1 contract (CAPI ≤ 1.10); written only when a
+    /// provider is configured for them. v1beta2 core ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+    /// A terminal failure's reason: v1beta2 core copies it to `deprecated.v1beta1` of its object.
+    #[serde(
+        rename = "failureReason",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub failure_reason: Option<String>,
+    /// A terminal failure's message.
+    #[serde(
+        rename = "failureMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub failure_message: Option<String>,
+    /// CAPI v1beta1 conditions kept for older readers, as upstream providers keep them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecated: Option<DeprecatedStatus>,
     /// Conditions; `Ready` is mirrored to the Machine's `InfrastructureReady`, `Paused` should be set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "conditions_schema")]
@@ -171,6 +213,22 @@ fn conditions_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
             }
         }
     })
+}
+
+/// `status.deprecated`: what v1beta2 objects keep for v1beta1 readers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeprecatedStatus {
+    /// The v1beta1 part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v1beta1: Option<V1Beta1DeprecatedStatus>,
+}
+
+/// `status.deprecated.v1beta1`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct V1Beta1DeprecatedStatus {
+    /// CAPI v1beta1 conditions (with severity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<crate::conditions::V1Beta1Condition>>,
 }
 
 /// The spec of an InfraMachineTemplate or InfraClusterTemplate: `spec.template`.

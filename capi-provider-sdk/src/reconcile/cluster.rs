@@ -1,0 +1,232 @@
+//! The generated InfraCluster reconciler (capi-contract.md 2.7).
+//!
+//! Order: externally managed → owner Cluster → pause → delete → finalizer → the author's
+//! `reconcile` → `spec.controlPlaneEndpoint`, failure domains sorted by name, the sticky
+//! provisioned flag and conditions, written through the patch helper.
+
+use std::sync::Arc;
+
+use capi_core::v1beta2::Cluster;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+
+use super::{ReconcileError, Shared, StepResult, conditions, finalizers};
+use crate::context::{ClusterContext, EventPublisher};
+use crate::interim;
+use crate::outcome::{ClusterOutcome, DeleteOutcome, Failure};
+use crate::patch::PatchHelper;
+use crate::provider::InfraCluster;
+use crate::resource::InfraClusterResource;
+
+/// Reconciles one InfraCluster.
+pub(crate) async fn reconcile<P: InfraCluster>(
+    obj: Arc<P::Resource>,
+    shared: Arc<Shared<P>>,
+) -> Result<Action, ReconcileError> {
+    if interim::is_externally_managed(obj.meta()) {
+        tracing::debug!("externally managed (cluster.x-k8s.io/managed-by): skipping");
+        return Ok(Action::await_change());
+    }
+    let ns = obj.namespace().unwrap_or_default();
+    let api: Api<P::Resource> = Api::namespaced(shared.client.clone(), &ns);
+    let helper = PatchHelper::new(&*obj)?;
+    let mut next = (*obj).clone();
+    let result = run_steps(&shared, &obj, &mut next).await;
+    match helper.patch(&api, &next, &shared.options.patch).await {
+        Ok(_) => {}
+        Err(crate::patch::PatchError::Api {
+            source: kube::Error::Api(e),
+            ..
+        }) if e.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
+    result
+}
+
+async fn run_steps<P: InfraCluster>(
+    shared: &Shared<P>,
+    obj: &Arc<P::Resource>,
+    next: &mut P::Resource,
+) -> StepResult {
+    let generation = obj.meta().generation;
+    let deleting = obj.meta().deletion_timestamp.is_some();
+
+    let Some(cluster) = owner_cluster(shared, obj.as_ref()) else {
+        if deleting {
+            finalizers::remove(next.meta_mut(), &shared.options.finalizer);
+            return Ok(Action::await_change());
+        }
+        tracing::info!(
+            reason = "WaitingForOwner",
+            "waiting for the Cluster controller to set an owner reference"
+        );
+        if next
+            .contract_status()
+            .and_then(|s| s.initialization.as_ref())
+            .and_then(|i| i.provisioned)
+            != Some(true)
+        {
+            conditions::set_ready(
+                &mut next.contract_status_mut().conditions,
+                false,
+                "WaitingForOwner",
+                "waiting for the Cluster controller to set an owner reference",
+                generation,
+            );
+        }
+        return Ok(Action::await_change());
+    };
+
+    // Pause, also during deletion.
+    let mut causes = Vec::new();
+    if cluster.spec.paused == Some(true) {
+        causes.push("Cluster spec.paused is set to true".to_owned());
+    }
+    if interim::has_paused_annotation(obj.meta()) {
+        causes.push(format!(
+            "{} has the cluster.x-k8s.io/paused annotation",
+            P::Resource::kind(&())
+        ));
+    }
+    if !causes.is_empty() {
+        let message = causes.join(", ");
+        tracing::info!(reason = "Paused", "{message}: skipping");
+        conditions::set(
+            &mut next.contract_status_mut().conditions,
+            "Paused",
+            true,
+            "Paused",
+            &message,
+            generation,
+        );
+        return Ok(Action::await_change());
+    }
+    conditions::set(
+        &mut next.contract_status_mut().conditions,
+        "Paused",
+        false,
+        "NotPaused",
+        "",
+        generation,
+    );
+
+    let cx = ClusterContext {
+        infra_cluster: obj.clone(),
+        cluster: Arc::new(cluster),
+        client: shared.client.clone(),
+        events: EventPublisher::new(shared.recorder.clone(), obj.object_ref(&())),
+    };
+
+    if deleting {
+        if !finalizers::has(obj.meta(), &shared.options.finalizer) {
+            return Ok(Action::await_change());
+        }
+        return match shared.provider.delete(&cx).await {
+            Ok(DeleteOutcome::Deleted) => {
+                tracing::info!("infrastructure deleted, removing finalizer");
+                *next = (**obj).clone();
+                finalizers::remove(next.meta_mut(), &shared.options.finalizer);
+                Ok(Action::await_change())
+            }
+            Ok(DeleteOutcome::InProgress(p)) => {
+                tracing::info!(reason = %p.reason, "deletion in progress");
+                conditions::set_ready(
+                    &mut next.contract_status_mut().conditions,
+                    false,
+                    &p.reason,
+                    p.message.as_deref().unwrap_or(""),
+                    generation,
+                );
+                Ok(Action::requeue(p.requeue_after))
+            }
+            Err(Failure::Terminal { reason, message }) => {
+                conditions::set_ready(
+                    &mut next.contract_status_mut().conditions,
+                    false,
+                    &reason,
+                    &message,
+                    generation,
+                );
+                Ok(Action::await_change())
+            }
+            Err(Failure::Transient(e)) => Err(ReconcileError::Provider(Box::new(e))),
+        };
+    }
+
+    finalizers::add(next.meta_mut(), &shared.options.finalizer);
+
+    match shared.provider.reconcile(&cx).await {
+        Ok(ClusterOutcome::Provisioned(p)) => {
+            let was = next
+                .contract_status()
+                .and_then(|s| s.initialization.as_ref())
+                .and_then(|i| i.provisioned)
+                == Some(true);
+            if let Some(endpoint) = p.control_plane_endpoint {
+                // A user-set endpoint is never overwritten.
+                let spec = next.contract_spec_mut();
+                let user_set = spec
+                    .control_plane_endpoint
+                    .as_ref()
+                    .is_some_and(|e| e.host.as_deref().is_some_and(|h| !h.is_empty()));
+                if !user_set {
+                    spec.control_plane_endpoint = Some(endpoint);
+                }
+            }
+            let status = next.contract_status_mut();
+            let mut domains = p.failure_domains;
+            domains.sort_by(|a, b| a.name.cmp(&b.name));
+            status.failure_domains = (!domains.is_empty()).then_some(domains);
+            status.initialization = Some(capi_core::contract::Initialization::provisioned());
+            status.failure_reason = None;
+            status.failure_message = None;
+            if shared.options.v1beta1_fields {
+                status.ready = Some(true);
+            }
+            conditions::set_ready(&mut status.conditions, true, "Ready", "", generation);
+            if !was {
+                tracing::info!("cluster infrastructure provisioned");
+                cx.events
+                    .normal("Provisioned", "cluster infrastructure is provisioned")
+                    .await;
+            }
+            Ok(shared
+                .options
+                .resync
+                .map_or_else(Action::await_change, Action::requeue))
+        }
+        Ok(ClusterOutcome::InProgress(p)) => {
+            tracing::info!(reason = %p.reason, "provisioning in progress");
+            conditions::set_ready(
+                &mut next.contract_status_mut().conditions,
+                false,
+                &p.reason,
+                p.message.as_deref().unwrap_or(""),
+                generation,
+            );
+            Ok(Action::requeue(p.requeue_after))
+        }
+        Err(Failure::Terminal { reason, message }) => {
+            tracing::warn!(reason, message, "terminal failure");
+            cx.events.warning(&reason, message.clone()).await;
+            let status = next.contract_status_mut();
+            status.failure_reason = Some(reason.clone());
+            status.failure_message = Some(message.clone());
+            conditions::set_ready(&mut status.conditions, false, &reason, &message, generation);
+            Ok(Action::await_change())
+        }
+        Err(Failure::Transient(e)) => Err(ReconcileError::Provider(Box::new(e))),
+    }
+}
+
+/// The owner Cluster (group `cluster.x-k8s.io`, any version) from the informer cache.
+fn owner_cluster<P: InfraCluster>(shared: &Shared<P>, obj: &P::Resource) -> Option<Cluster> {
+    let owner = interim::owner_by_group_kind(obj.meta(), "cluster.x-k8s.io", "Cluster")?;
+    let ns = obj.namespace()?;
+    shared
+        .clusters
+        .get(&ObjectRef::new(&owner.name).within(&ns))
+        .map(|c| (*c).clone())
+}

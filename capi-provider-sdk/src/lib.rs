@@ -14,6 +14,7 @@ pub mod outcome;
 pub mod patch;
 mod probes;
 pub mod provider;
+pub mod rbac;
 mod reconcile;
 pub mod resource;
 

@@ -131,6 +131,7 @@ pub struct Manager {
     options: ManagerOptions,
     registry: Registry,
     controllers: Vec<ControllerFn>,
+    resources: Vec<crate::rbac::ResourceRef>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -150,11 +151,14 @@ impl Manager {
             options,
             registry: Registry::default(),
             controllers: Vec::new(),
+            resources: Vec::new(),
         }
     }
 
     /// Adds the InfraMachine controller of `provider`.
     pub fn machine<P: InfraMachine>(mut self, provider: P) -> Self {
+        self.resources
+            .push(crate::rbac::ResourceRef::of::<P::Resource>());
         self.controllers.push(Box::new(move |env, shutdown| {
             Box::pin(run_machine_controller(env, provider, shutdown.wait()))
         }));
@@ -163,10 +167,23 @@ impl Manager {
 
     /// Adds the InfraCluster controller of `provider`.
     pub fn cluster<P: InfraCluster>(mut self, provider: P) -> Self {
+        self.resources
+            .push(crate::rbac::ResourceRef::of::<P::Resource>());
         self.controllers.push(Box::new(move |env, shutdown| {
             Box::pin(run_cluster_controller(env, provider, shutdown.wait()))
         }));
         self
+    }
+
+    /// The least-privilege ClusterRole for the controllers added so far.
+    pub fn cluster_role(&self, name: &str) -> k8s_openapi::api::rbac::v1::ClusterRole {
+        self.resources
+            .iter()
+            .cloned()
+            .fold(crate::rbac::ClusterRoleBuilder::new(name), |b, r| {
+                b.resource(r)
+            })
+            .build()
     }
 
     /// The metrics registry, to add the provider's own metrics before running.

@@ -1,8 +1,113 @@
 //! Write Cluster API infrastructure providers in Rust.
 //!
 //! Implement [`InfraMachine`] and [`InfraCluster`] for your infrastructure; the SDK generates the
-//! reconcilers that do everything the CAPI infrastructure-provider contract demands, and the
-//! [`Manager`] runs them.
+//! reconcilers that do everything the CAPI infrastructure-provider contract demands (owner
+//! lookup, pause, finalizers, waiting for cluster infrastructure, bootstrap data and the control
+//! plane, contract fields, `Ready`/`Paused` conditions, events, metrics) and the [`Manager`] runs
+//! them with leader election, probes and graceful shutdown.
+//!
+//! A complete provider, for a cloud reached through some `CloudApi`:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use capi_provider_sdk::capi_core::contract::{InfraClusterSpec, InfraClusterStatus, InfraMachineSpec, InfraMachineStatus};
+//! use capi_provider_sdk::{async_trait, ClusterContext, ClusterOutcome, DeleteOutcome, Failure, InfraCluster,
+//!     InfraMachine, MachineContext, MachineOutcome, Manager, ManagerOptions};
+//! use kube::CustomResource;
+//! use schemars::JsonSchema;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+//! #[kube(group = "infrastructure.example.com", version = "v1alpha1", kind = "ExampleMachine", namespaced)]
+//! #[kube(status = "ExampleMachineStatus", derive = "PartialEq")]
+//! pub struct ExampleMachineSpec {
+//!     #[serde(flatten)]
+//!     pub contract: InfraMachineSpec,
+//!     pub size: String,
+//! }
+//! #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+//! pub struct ExampleMachineStatus {
+//!     #[serde(flatten)]
+//!     pub contract: InfraMachineStatus,
+//! }
+//! capi_provider_sdk::infra_machine_resource!(ExampleMachine, spec.contract, status.contract);
+//!
+//! #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+//! #[kube(group = "infrastructure.example.com", version = "v1alpha1", kind = "ExampleCluster", namespaced)]
+//! #[kube(status = "ExampleClusterStatus", derive = "PartialEq")]
+//! pub struct ExampleClusterSpec {
+//!     #[serde(flatten)]
+//!     pub contract: InfraClusterSpec,
+//! }
+//! #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+//! pub struct ExampleClusterStatus {
+//!     #[serde(flatten)]
+//!     pub contract: InfraClusterStatus,
+//! }
+//! capi_provider_sdk::infra_cluster_resource!(ExampleCluster, spec.contract, status.contract);
+//!
+//! # #[derive(Clone)] struct CloudApi;
+//! # impl CloudApi {
+//! #     async fn instance(&self, _: &str) -> Result<Option<(String, bool)>, std::io::Error> { Ok(None) }
+//! #     async fn create_instance(&self, _: &str, _: &str, _: &[u8]) -> Result<(), std::io::Error> { Ok(()) }
+//! #     async fn delete_instance(&self, _: &str) -> Result<bool, std::io::Error> { Ok(true) }
+//! #     async fn load_balancer(&self, _: &str) -> Result<String, std::io::Error> { Ok("10.0.0.1".into()) }
+//! # }
+//! #[derive(Clone)]
+//! struct Example { cloud: CloudApi }
+//!
+//! #[async_trait]
+//! impl InfraMachine for Example {
+//!     type Resource = ExampleMachine;
+//!     type Error = std::io::Error;
+//!
+//!     async fn reconcile(&self, cx: &MachineContext<ExampleMachine>) -> Result<MachineOutcome, Failure<std::io::Error>> {
+//!         let name = cx.machine.metadata.name.clone().unwrap_or_default();
+//!         match self.cloud.instance(&name).await? {
+//!             Some((ip, true)) => Ok(MachineOutcome::provisioned(format!("example:///{name}")).with_internal_ip(ip).into()),
+//!             Some(_) => Ok(MachineOutcome::in_progress("InstanceStarting", Duration::from_secs(5))),
+//!             None => {
+//!                 let data = cx.bootstrap.as_ref().map(|b| b.value.clone()).unwrap_or_default();
+//!                 self.cloud.create_instance(&name, &cx.infra_machine.spec.size, &data).await?;
+//!                 Ok(MachineOutcome::in_progress("InstanceCreating", Duration::from_secs(5)))
+//!             }
+//!         }
+//!     }
+//!
+//!     async fn delete(&self, cx: &MachineContext<ExampleMachine>) -> Result<DeleteOutcome, Failure<std::io::Error>> {
+//!         let name = cx.machine.metadata.name.clone().unwrap_or_default();
+//!         Ok(if self.cloud.delete_instance(&name).await? { DeleteOutcome::Deleted }
+//!            else { DeleteOutcome::in_progress("InstanceDeleting", Duration::from_secs(5)) })
+//!     }
+//! }
+//!
+//! #[async_trait]
+//! impl InfraCluster for Example {
+//!     type Resource = ExampleCluster;
+//!     type Error = std::io::Error;
+//!
+//!     async fn reconcile(&self, cx: &ClusterContext<ExampleCluster>) -> Result<ClusterOutcome, Failure<std::io::Error>> {
+//!         let host = self.cloud.load_balancer(&cx.cluster.metadata.name.clone().unwrap_or_default()).await?;
+//!         Ok(ClusterOutcome::provisioned().with_endpoint(host, 6443).with_failure_domain("zone-a", true).into())
+//!     }
+//!
+//!     async fn delete(&self, _cx: &ClusterContext<ExampleCluster>) -> Result<DeleteOutcome, Failure<std::io::Error>> {
+//!         Ok(DeleteOutcome::Deleted)
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let provider = Example { cloud: CloudApi };
+//!     let client = kube::Client::try_default().await?;
+//!     Manager::new(client, ManagerOptions::new("example-provider"))
+//!         .machine(provider.clone())
+//!         .cluster(provider)
+//!         .run()
+//!         .await?;
+//!     Ok(())
+//! }
+//! ```
 
 pub mod backoff;
 pub mod context;

@@ -46,7 +46,7 @@ pub enum CrdError {
 }
 
 /// Merges single-version CRDs of one kind into one multi-version CRD whose storage version is
-/// `storage`, versions sorted as Kubernetes orders them (v1beta1 before v1beta2 before v1).
+/// `storage`, versions sorted by Kubernetes version priority, lowest first (alpha, beta, GA).
 pub fn merge_versions(
     crds: Vec<CustomResourceDefinition>,
     storage: &str,
@@ -55,7 +55,7 @@ pub fn merge_versions(
         return Err(CrdError::Empty);
     }
     let mut merged = kube::core::crd::merge_crds(crds, storage)?;
-    merged.spec.versions.sort_by_key(|v| version_order(&v.name));
+    merged.spec.versions.sort_by_key(|v| crate::contract::version_priority(&v.name));
     complete(&mut merged);
     Ok(merged)
 }
@@ -128,23 +128,6 @@ Cannot be updated.\n\
 In CamelCase.\n\
 More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds";
 
-/// The order Kubernetes sorts API versions in, oldest first: alpha < beta < GA, then by number.
-fn version_order(v: &str) -> (u32, u32, u32) {
-    let Some(rest) = v.strip_prefix('v') else {
-        return (0, 0, 0);
-    };
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    let major = digits.parse().unwrap_or(0);
-    let rest = &rest[digits.len()..];
-    let (stability, minor) = if let Some(n) = rest.strip_prefix("alpha") {
-        (0, n.parse().unwrap_or(0))
-    } else if let Some(n) = rest.strip_prefix("beta") {
-        (1, n.parse().unwrap_or(0))
-    } else {
-        (2, 0)
-    };
-    (major, stability, minor)
-}
 
 /// Core's CRDs declare `cluster.x-k8s.io/v1beta1: v1beta1` and `cluster.x-k8s.io/v1beta2: v1beta2`.
 static CORE_CONTRACT: std::sync::LazyLock<ContractVersionLabels> = std::sync::LazyLock::new(|| {
@@ -296,8 +279,8 @@ mod tests {
     #[test]
     fn versions_sort_like_kubernetes() {
         let mut v = vec!["v1", "v1beta2", "v1alpha1", "v1beta1", "v2alpha1"];
-        v.sort_by_key(|v| version_order(v));
-        assert_eq!(v, ["v1alpha1", "v1beta1", "v1beta2", "v1", "v2alpha1"]);
+        v.sort_by_key(|v| crate::contract::version_priority(v));
+        assert_eq!(v, ["v1alpha1", "v2alpha1", "v1beta1", "v1beta2", "v1"]);
     }
 
     #[test]

@@ -63,6 +63,53 @@ impl std::fmt::Display for ContractVersion {
     }
 }
 
+/// The API version CAPI core uses for a provider CRD, and the contract it reads it under, from
+/// the CRD's labels: the newest contract whose label is present and non-empty wins, and within
+/// its `_`-joined list the highest Kubernetes-ordered version (GA > beta > alpha).
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use capi_core::contract::{select_version, ContractVersion};
+/// let labels = BTreeMap::from([
+///     ("cluster.x-k8s.io/v1beta1".to_string(), "v1alpha4_v1beta1".to_string()),
+///     ("cluster.x-k8s.io/v1beta2".to_string(), "v1beta2".to_string()),
+/// ]);
+/// assert_eq!(select_version(&labels), Some((ContractVersion::V1Beta2, "v1beta2".to_string())));
+/// ```
+pub fn select_version(
+    crd_labels: &std::collections::BTreeMap<String, String>,
+) -> Option<(ContractVersion, String)> {
+    ContractVersion::NEWEST_FIRST.iter().find_map(|contract| {
+        let value = crd_labels
+            .get(contract.label_key())
+            .filter(|v| !v.is_empty())?;
+        let version = value
+            .split('_')
+            .filter(|v| !v.is_empty())
+            .max_by_key(|v| version_priority(v))?;
+        Some((*contract, version.to_owned()))
+    })
+}
+
+/// Kubernetes version priority: GA > beta > alpha; within each, higher numbers first.
+pub fn version_priority(v: &str) -> (u32, u32, u32) {
+    let Some(rest) = v.strip_prefix('v') else {
+        return (0, 0, 0);
+    };
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let major: u32 = digits.parse().unwrap_or(0);
+    let rest = &rest[digits.len()..];
+    if let Some(n) = rest.strip_prefix("alpha") {
+        (1, major, n.parse().unwrap_or(0))
+    } else if let Some(n) = rest.strip_prefix("beta") {
+        (2, major, n.parse().unwrap_or(0))
+    } else if rest.is_empty() {
+        (3, major, 0)
+    } else {
+        (0, major, 0)
+    }
+}
+
 /// A contract version string that is neither `v1beta1` nor `v1beta2`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown contract version {0:?} (expected v1beta1 or v1beta2)")]
@@ -77,5 +124,41 @@ impl std::str::FromStr for ContractVersion {
             "v1beta2" => Ok(Self::V1Beta2),
             other => Err(UnknownContractVersion(other.to_owned())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn newest_contract_then_highest_version() {
+        let l = labels(&[("cluster.x-k8s.io/v1beta1", "v1beta1_v1beta2")]);
+        assert_eq!(
+            select_version(&l),
+            Some((ContractVersion::V1Beta1, "v1beta2".into()))
+        );
+        let l = labels(&[
+            ("cluster.x-k8s.io/v1beta2", ""),
+            ("cluster.x-k8s.io/v1beta1", "v1alpha3"),
+        ]);
+        assert_eq!(
+            select_version(&l),
+            Some((ContractVersion::V1Beta1, "v1alpha3".into()))
+        );
+        assert_eq!(select_version(&labels(&[("other", "v1")])), None);
+        let l = labels(&[("cluster.x-k8s.io/v1beta2", "v1alpha3_v1beta1_v1_v2alpha1")]);
+        assert_eq!(
+            select_version(&l),
+            Some((ContractVersion::V1Beta2, "v1".into()))
+        );
     }
 }

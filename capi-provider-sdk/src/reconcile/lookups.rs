@@ -63,20 +63,11 @@ async fn resolve(client: &Client, group: &str, kind: &str) -> Result<ApiResource
         .await?
         .ok_or_else(|| unresolvable(format!("CRD {crd_name} not found")))?;
     let labels = crd.metadata.labels.clone().unwrap_or_default();
-    let version = ["cluster.x-k8s.io/v1beta2", "cluster.x-k8s.io/v1beta1"]
-        .iter()
-        .find_map(|key| labels.get(*key).filter(|v| !v.is_empty()))
-        .and_then(|value| {
-            value
-                .split('_')
-                .max_by_key(|v| version_priority(v))
-                .map(str::to_owned)
-        })
-        .ok_or_else(|| {
-            unresolvable(format!(
-                "CRD {crd_name} has no cluster.x-k8s.io/v1beta2 or v1beta1 contract label"
-            ))
-        })?;
+    let (_, version) = capi_core::contract::select_version(&labels).ok_or_else(|| {
+        unresolvable(format!(
+            "CRD {crd_name} has no cluster.x-k8s.io/v1beta2 or v1beta1 contract label"
+        ))
+    })?;
     Ok(ApiResource {
         group: group.to_owned(),
         version: version.clone(),
@@ -84,40 +75,4 @@ async fn resolve(client: &Client, group: &str, kind: &str) -> Result<ApiResource
         kind: kind.to_owned(),
         plural: crd.spec.names.plural.clone(),
     })
-}
-
-/// Kubernetes version priority: GA > beta > alpha, then by number.
-pub(crate) fn version_priority(v: &str) -> (u32, u32, u32) {
-    let Some(rest) = v.strip_prefix('v') else {
-        return (0, 0, 0);
-    };
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    let major: u32 = digits.parse().unwrap_or(0);
-    let rest = &rest[digits.len()..];
-    if let Some(n) = rest.strip_prefix("alpha") {
-        (1, major, n.parse().unwrap_or(0))
-    } else if let Some(n) = rest.strip_prefix("beta") {
-        (2, major, n.parse().unwrap_or(0))
-    } else if rest.is_empty() {
-        (3, major, 0)
-    } else {
-        (0, major, 0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn highest_version_wins() {
-        let pick = |s: &str| {
-            s.split('_')
-                .max_by_key(|v| version_priority(v))
-                .map(str::to_owned)
-        };
-        assert_eq!(pick("v1beta1_v1beta2").as_deref(), Some("v1beta2"));
-        assert_eq!(pick("v1alpha3_v1beta1_v1").as_deref(), Some("v1"));
-        assert_eq!(pick("v2alpha1_v1").as_deref(), Some("v1"));
-    }
 }

@@ -43,7 +43,7 @@ impl KindResolver {
         {
             return Ok(k.clone());
         }
-        let crd_name = format!("{}.{group}", plural_interim(kind));
+        let crd_name = format!("{}.{group}", crate::conformance::plural_interim(kind));
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         let crd = crds
             .get_opt(&crd_name)
@@ -89,17 +89,5 @@ impl KindResolver {
         let pk = self.resolve(client, group, kind).await?;
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &pk.resource);
         Ok(api.get_opt(name).await?.map(|o| (o, pk)))
-    }
-}
-
-// MERGE: replace with capi-core's flect port (naming module) once it lands.
-fn plural_interim(kind: &str) -> String {
-    let k = kind.to_lowercase();
-    if k.ends_with('s') || k.ends_with('x') || k.ends_with("ch") || k.ends_with("sh") {
-        format!("{k}es")
-    } else if k.ends_with('y') && !k.ends_with("ay") && !k.ends_with("ey") && !k.ends_with("oy") {
-        format!("{}ies", &k[..k.len() - 1])
-    } else {
-        format!("{k}s")
     }
 }

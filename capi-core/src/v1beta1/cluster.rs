@@ -308,7 +308,7 @@ pub struct ObjectMeta {
 
 /// MachineReadinessGate contains the type of a Machine condition to be used as a readiness gate.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ControlPlaneTopologyReadinessGate {
+pub struct MachineReadinessGate {
     /// conditionType refers to a condition with matching type in the Machine's condition list.
     /// If the conditions doesn't exist, it will be treated as unknown.
     /// Note: Both Cluster API conditions or conditions added by 3rd party controllers can be used as readiness gates.
@@ -341,7 +341,7 @@ pub struct ControlPlaneTopologyRollout {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
-pub enum ControlPlaneTopologyTaintEffect {
+pub enum TaintEffect {
     /// `NoSchedule`
     #[serde(rename = "NoSchedule")]
     NoSchedule,
@@ -360,7 +360,7 @@ pub enum ControlPlaneTopologyTaintEffect {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
-pub enum ControlPlaneTopologyTaintPropagation {
+pub enum TaintPropagation {
     /// `Always`
     #[serde(rename = "Always")]
     Always,
@@ -371,9 +371,9 @@ pub enum ControlPlaneTopologyTaintPropagation {
 
 /// MachineTaint defines a taint equivalent to corev1.Taint, but additionally having a propagation field.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ControlPlaneTopologyTaint {
+pub struct MachineTaint {
     /// effect is the effect for the taint. Valid values are NoSchedule, PreferNoSchedule and NoExecute.
-    pub effect: ControlPlaneTopologyTaintEffect,
+    pub effect: TaintEffect,
     /// key is the taint key to be applied to a node.
     /// Must be a valid qualified name of maximum size 63 characters
     /// with an optional subdomain prefix of maximum size 253 characters,
@@ -384,7 +384,7 @@ pub struct ControlPlaneTopologyTaint {
     /// Valid values are 'Always' and 'OnInitialization'.
     /// Always: The taint will be continuously reconciled. If it is not set for a node, it will be added during reconciliation.
     /// OnInitialization: The taint will be added during node initialization. If it gets removed from the node later on it will not get added again.
-    pub propagation: ControlPlaneTopologyTaintPropagation,
+    pub propagation: TaintPropagation,
     /// value is the taint value corresponding to the taint key.
     /// It must be a valid label value of maximum size 63 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -488,7 +488,7 @@ pub struct ControlPlaneTopology {
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(extend("maxItems" = 32, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["conditionType"]))]
-    pub readiness_gates: Option<Vec<ControlPlaneTopologyReadinessGate>>,
+    pub readiness_gates: Option<Vec<MachineReadinessGate>>,
     /// replicas is the number of control plane nodes.
     /// If the value is nil, the ControlPlane object is created without the number of Replicas
     /// and it's assumed that the control plane controller does not implement support for this field.
@@ -509,7 +509,7 @@ pub struct ControlPlaneTopology {
     /// NOTE: This list is implemented as a "map" type, meaning that individual elements can be managed by different owners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("minItems" = 1, "maxItems" = 64, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key","effect"]))]
-    pub taints: Option<Vec<ControlPlaneTopologyTaint>>,
+    pub taints: Option<Vec<MachineTaint>>,
     /// variables can be used to customize the ControlPlane through patches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variables: Option<ControlPlaneTopologyVariables>,
@@ -519,7 +519,7 @@ pub struct ControlPlaneTopology {
 /// It allows you to define the strategy used during rolling replacements.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(extend("minProperties" = 1))]
-pub struct MachineDeploymentTopologyRollout {
+pub struct MachineDeploymentRolloutSpec {
     /// after is a field to indicate a rollout should be performed
     /// after the specified time even if no changes have been made to the
     /// MachineDeployment.
@@ -744,7 +744,7 @@ pub struct MachineDeploymentTopology {
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(extend("maxItems" = 32, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["conditionType"]))]
-    pub readiness_gates: Option<Vec<ControlPlaneTopologyReadinessGate>>,
+    pub readiness_gates: Option<Vec<MachineReadinessGate>>,
     /// replicas is the number of worker nodes belonging to this set.
     /// If the value is nil, the MachineDeployment is created without the number of Replicas (defaulting to 1)
     /// and it's assumed that an external entity (like cluster autoscaler) is responsible for the management
@@ -754,7 +754,7 @@ pub struct MachineDeploymentTopology {
     /// rollout allows you to configure the behaviour of rolling updates to the MachineDeployment Machines.
     /// It allows you to define the strategy used during rolling replacements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<MachineDeploymentTopologyRollout>,
+    pub rollout: Option<MachineDeploymentRolloutSpec>,
     /// strategy is the deployment strategy to use to replace existing machines with
     /// new ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -770,7 +770,7 @@ pub struct MachineDeploymentTopology {
     /// NOTE: This list is implemented as a "map" type, meaning that individual elements can be managed by different owners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("minItems" = 1, "maxItems" = 64, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key","effect"]))]
-    pub taints: Option<Vec<ControlPlaneTopologyTaint>>,
+    pub taints: Option<Vec<MachineTaint>>,
     /// variables can be used to customize the MachineDeployment through patches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variables: Option<ControlPlaneTopologyVariables>,
@@ -857,7 +857,7 @@ pub struct MachinePoolTopology {
     /// NOTE: This list is implemented as a "map" type, meaning that individual elements can be managed by different owners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("minItems" = 1, "maxItems" = 64, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key","effect"]))]
-    pub taints: Option<Vec<ControlPlaneTopologyTaint>>,
+    pub taints: Option<Vec<MachineTaint>>,
     /// variables can be used to customize the MachinePool through patches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variables: Option<ControlPlaneTopologyVariables>,
@@ -1082,7 +1082,7 @@ pub struct ClusterV1Beta2StatusControlPlaneUpgradePlanItem {
 
 /// StatusVersion groups version-related status information.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ClusterV1Beta2StatusControlPlaneVersion {
+pub struct StatusVersion {
     /// replicas is the number of replicas at this version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("minimum" = 1))]
@@ -1144,7 +1144,7 @@ pub struct ClusterV1Beta2StatusControlPlane {
     /// versions is the aggregated Kubernetes versions in this control plane.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("minItems" = 1, "maxItems" = 32, "x-kubernetes-list-type" = "atomic"))]
-    pub versions: Option<Vec<ClusterV1Beta2StatusControlPlaneVersion>>,
+    pub versions: Option<Vec<StatusVersion>>,
 }
 
 /// workers groups all the observations about Cluster's Workers current state.
@@ -1199,7 +1199,7 @@ pub struct ClusterV1Beta2StatusWorkers {
     /// versions is the aggregated Kubernetes versions in cluster workers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("minItems" = 1, "maxItems" = 32, "x-kubernetes-list-type" = "atomic"))]
-    pub versions: Option<Vec<ClusterV1Beta2StatusControlPlaneVersion>>,
+    pub versions: Option<Vec<StatusVersion>>,
 }
 
 /// v1beta2 groups all the fields that will be added or modified in Cluster's status with the V1Beta2 version.

@@ -170,7 +170,7 @@ pub struct MachineSpec {
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(extend("maxItems" = 32, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["conditionType"]))]
-    pub readiness_gates: Option<Vec<ControlPlaneTopologyReadinessGate>>,
+    pub readiness_gates: Option<Vec<MachineReadinessGate>>,
     /// taints are the node taints that Cluster API will manage.
     /// This list is not necessarily complete: other Kubernetes components may add or remove other taints from nodes,
     /// e.g. the node controller might add the node.kubernetes.io/not-ready taint.
@@ -182,7 +182,7 @@ pub struct MachineSpec {
     /// NOTE: This list is implemented as a "map" type, meaning that individual elements can be managed by different owners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("minItems" = 1, "maxItems" = 64, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key","effect"]))]
-    pub taints: Option<Vec<ControlPlaneTopologyTaint>>,
+    pub taints: Option<Vec<MachineTaint>>,
     /// version defines the desired Kubernetes version.
     /// This field is meant to be optionally used by bootstrap providers.
     #[serde(default, skip_serializing_if = "Option::is_none")]

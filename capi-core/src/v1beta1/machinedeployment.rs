@@ -301,5 +301,5 @@ pub struct MachineDeploymentStatus {
     /// versions is the aggregated Kubernetes versions in this MachineDeployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("minItems" = 1, "maxItems" = 100, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["version"]))]
-    pub versions: Option<Vec<ClusterV1Beta2StatusControlPlaneVersion>>,
+    pub versions: Option<Vec<StatusVersion>>,
 }

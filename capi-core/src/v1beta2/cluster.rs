@@ -143,7 +143,7 @@ pub struct ClusterClassRef {
 /// deletion contains configuration options for Machine deletion.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(extend("minProperties" = 1))]
-pub struct ControlPlaneTopologyDeletion {
+pub struct MachineDeletionSpec {
     /// nodeDeletionTimeoutSeconds defines how long the controller will attempt to delete the Node that the Machine
     /// hosts after the Machine is marked for deletion. A duration of 0 will retry deletion indefinitely.
     /// Defaults to 10 seconds.
@@ -443,7 +443,7 @@ pub struct ObjectMeta {
 
 /// MachineReadinessGate contains the type of a Machine condition to be used as a readiness gate.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ControlPlaneTopologyReadinessGate {
+pub struct MachineReadinessGate {
     /// conditionType refers to a condition with matching type in the Machine's condition list.
     /// If the conditions doesn't exist, it will be treated as unknown.
     /// Note: Both Cluster API conditions or conditions added by 3rd party controllers can be used as readiness gates.
@@ -476,7 +476,7 @@ pub struct ControlPlaneTopologyRollout {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
-pub enum ControlPlaneTopologyTaintEffect {
+pub enum TaintEffect {
     /// `NoSchedule`
     #[serde(rename = "NoSchedule")]
     NoSchedule,
@@ -495,7 +495,7 @@ pub enum ControlPlaneTopologyTaintEffect {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
-pub enum ControlPlaneTopologyTaintPropagation {
+pub enum TaintPropagation {
     /// `Always`
     #[serde(rename = "Always")]
     Always,
@@ -506,9 +506,9 @@ pub enum ControlPlaneTopologyTaintPropagation {
 
 /// MachineTaint defines a taint equivalent to corev1.Taint, but additionally having a propagation field.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ControlPlaneTopologyTaint {
+pub struct MachineTaint {
     /// effect is the effect for the taint. Valid values are NoSchedule, PreferNoSchedule and NoExecute.
-    pub effect: ControlPlaneTopologyTaintEffect,
+    pub effect: TaintEffect,
     /// key is the taint key to be applied to a node.
     /// Must be a valid qualified name of maximum size 63 characters
     /// with an optional subdomain prefix of maximum size 253 characters,
@@ -519,7 +519,7 @@ pub struct ControlPlaneTopologyTaint {
     /// Valid values are 'Always' and 'OnInitialization'.
     /// Always: The taint will be continuously reconciled. If it is not set for a node, it will be added during reconciliation.
     /// OnInitialization: The taint will be added during node initialization. If it gets removed from the node later on it will not get added again.
-    pub propagation: ControlPlaneTopologyTaintPropagation,
+    pub propagation: TaintPropagation,
     /// value is the taint value corresponding to the taint key.
     /// It must be a valid label value of maximum size 63 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -561,7 +561,7 @@ pub struct ControlPlaneTopologyVariables {
 pub struct ControlPlaneTopology {
     /// deletion contains configuration options for Machine deletion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deletion: Option<ControlPlaneTopologyDeletion>,
+    pub deletion: Option<MachineDeletionSpec>,
     /// healthCheck allows to enable, disable and override control plane health check
     /// configuration from the ClusterClass for this control plane.
     #[serde(
@@ -591,7 +591,7 @@ pub struct ControlPlaneTopology {
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(extend("minItems" = 1, "maxItems" = 32, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["conditionType"]))]
-    pub readiness_gates: Option<Vec<ControlPlaneTopologyReadinessGate>>,
+    pub readiness_gates: Option<Vec<MachineReadinessGate>>,
     /// replicas is the number of control plane nodes.
     /// If the value is not set, the ControlPlane object is created without the number of Replicas
     /// and it's assumed that the control plane controller does not implement support for this field.
@@ -612,7 +612,7 @@ pub struct ControlPlaneTopology {
     /// NOTE: This list is implemented as a "map" type, meaning that individual elements can be managed by different owners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("minItems" = 1, "maxItems" = 64, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key","effect"]))]
-    pub taints: Option<Vec<ControlPlaneTopologyTaint>>,
+    pub taints: Option<Vec<MachineTaint>>,
     /// variables can be used to customize the ControlPlane through patches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variables: Option<ControlPlaneTopologyVariables>,
@@ -777,7 +777,7 @@ pub struct MachineDeploymentTopologyHealthCheck {
 /// type = RollingUpdate.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(extend("minProperties" = 1))]
-pub struct MachineDeploymentTopologyRolloutStrategyRollingUpdate {
+pub struct MachineDeploymentRolloutStrategyRollingUpdate {
     /// maxSurge is the maximum number of machines that can be scheduled above the
     /// desired number of machines.
     /// Value can be an absolute number (ex: 5) or a percentage of
@@ -818,7 +818,7 @@ pub struct MachineDeploymentTopologyRolloutStrategyRollingUpdate {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
-pub enum MachineDeploymentTopologyRolloutStrategyType {
+pub enum MachineDeploymentRolloutStrategyType {
     /// `RollingUpdate`
     #[serde(rename = "RollingUpdate")]
     RollingUpdate,
@@ -830,7 +830,7 @@ pub enum MachineDeploymentTopologyRolloutStrategyType {
 /// strategy specifies how to roll out control plane Machines.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(extend("minProperties" = 1))]
-pub struct MachineDeploymentTopologyRolloutStrategy {
+pub struct MachineDeploymentRolloutStrategy {
     /// rollingUpdate is the rolling update config params. Present only if
     /// type = RollingUpdate.
     #[serde(
@@ -838,18 +838,18 @@ pub struct MachineDeploymentTopologyRolloutStrategy {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub rolling_update: Option<MachineDeploymentTopologyRolloutStrategyRollingUpdate>,
+    pub rolling_update: Option<MachineDeploymentRolloutStrategyRollingUpdate>,
     /// type of rollout. Allowed values are RollingUpdate and OnDelete.
     /// Default is RollingUpdate.
     #[serde(rename = "type")]
-    pub type_: MachineDeploymentTopologyRolloutStrategyType,
+    pub type_: MachineDeploymentRolloutStrategyType,
 }
 
 /// rollout allows you to configure the behaviour of rolling updates to the MachineDeployment Machines.
 /// It allows you to define the strategy used during rolling replacements.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(extend("minProperties" = 1))]
-pub struct MachineDeploymentTopologyRollout {
+pub struct MachineDeploymentRolloutSpec {
     /// after is a field to indicate a rollout should be performed
     /// after the specified time even if no changes have been made to the
     /// MachineDeployment.
@@ -860,7 +860,7 @@ pub struct MachineDeploymentTopologyRollout {
     pub after: Option<Time>,
     /// strategy specifies how to roll out control plane Machines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub strategy: Option<MachineDeploymentTopologyRolloutStrategy>,
+    pub strategy: Option<MachineDeploymentRolloutStrategy>,
 }
 
 /// MachineDeploymentTopology specifies the different parameters for a set of worker nodes in the topology.
@@ -925,7 +925,7 @@ pub struct MachineDeploymentTopology {
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(extend("minItems" = 1, "maxItems" = 32, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["conditionType"]))]
-    pub readiness_gates: Option<Vec<ControlPlaneTopologyReadinessGate>>,
+    pub readiness_gates: Option<Vec<MachineReadinessGate>>,
     /// replicas is the number of worker nodes belonging to this set.
     /// If the value is nil, the MachineDeployment is created without the number of Replicas (defaulting to 1)
     /// and it's assumed that an external entity (like cluster autoscaler) is responsible for the management
@@ -935,7 +935,7 @@ pub struct MachineDeploymentTopology {
     /// rollout allows you to configure the behaviour of rolling updates to the MachineDeployment Machines.
     /// It allows you to define the strategy used during rolling replacements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<MachineDeploymentTopologyRollout>,
+    pub rollout: Option<MachineDeploymentRolloutSpec>,
     /// taints are the node taints that Cluster API will manage.
     /// This list is not necessarily complete: other Kubernetes components may add or remove other taints from nodes,
     /// e.g. the node controller might add the node.kubernetes.io/not-ready taint.
@@ -947,7 +947,7 @@ pub struct MachineDeploymentTopology {
     /// NOTE: This list is implemented as a "map" type, meaning that individual elements can be managed by different owners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("minItems" = 1, "maxItems" = 64, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key","effect"]))]
-    pub taints: Option<Vec<ControlPlaneTopologyTaint>>,
+    pub taints: Option<Vec<MachineTaint>>,
     /// variables can be used to customize the MachineDeployment through patches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variables: Option<ControlPlaneTopologyVariables>,
@@ -1047,7 +1047,7 @@ pub struct MachinePoolTopology {
     /// NOTE: This list is implemented as a "map" type, meaning that individual elements can be managed by different owners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("minItems" = 1, "maxItems" = 64, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key","effect"]))]
-    pub taints: Option<Vec<ControlPlaneTopologyTaint>>,
+    pub taints: Option<Vec<MachineTaint>>,
     /// variables can be used to customize the MachinePool through patches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variables: Option<ControlPlaneTopologyVariables>,
@@ -1285,7 +1285,7 @@ pub struct ClusterControlPlaneStatusUpgradePlanItem {
 
 /// StatusVersion groups version-related status information.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ClusterControlPlaneStatusVersion {
+pub struct StatusVersion {
     /// replicas is the number of replicas at this version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("minimum" = 1))]
@@ -1347,7 +1347,7 @@ pub struct ClusterControlPlaneStatus {
     /// versions is the aggregated Kubernetes versions in this control plane.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("minItems" = 1, "maxItems" = 32, "x-kubernetes-list-type" = "atomic"))]
-    pub versions: Option<Vec<ClusterControlPlaneStatusVersion>>,
+    pub versions: Option<Vec<StatusVersion>>,
 }
 
 /// v1beta1 groups all the status fields that are deprecated and will be removed when support for v1beta1 will be dropped.
@@ -1514,7 +1514,7 @@ pub struct WorkersStatus {
     /// versions is the aggregated Kubernetes versions in cluster workers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("minItems" = 1, "maxItems" = 32, "x-kubernetes-list-type" = "atomic"))]
-    pub versions: Option<Vec<ClusterControlPlaneStatusVersion>>,
+    pub versions: Option<Vec<StatusVersion>>,
 }
 
 /// status is the observed state of Cluster.

@@ -133,7 +133,7 @@ pub struct MachineDeploymentSpec {
     pub cluster_name: String,
     /// deletion contains configuration options for MachineDeployment deletion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deletion: Option<MachineSetSpecDeletion>,
+    pub deletion: Option<MachineSetDeletionSpec>,
     /// machineNaming allows changing the naming pattern used when creating Machines.
     /// Note: InfraMachines & BootstrapConfigs will use the same name as the corresponding Machines.
     #[serde(
@@ -141,7 +141,7 @@ pub struct MachineDeploymentSpec {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub machine_naming: Option<MachineSetSpecMachineNaming>,
+    pub machine_naming: Option<MachineNamingSpec>,
     /// paused indicates that the deployment is paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
@@ -171,7 +171,7 @@ pub struct MachineDeploymentSpec {
     /// It allows you to require that all Machines are replaced after a certain time,
     /// and allows you to define the strategy used during rolling replacements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<MachineDeploymentTopologyRollout>,
+    pub rollout: Option<MachineDeploymentRolloutSpec>,
     /// selector is the label selector for machines. Existing MachineSets whose machines are
     /// selected by this will be the ones affected by this deployment.
     /// It must match the machine template's labels.
@@ -319,5 +319,5 @@ pub struct MachineDeploymentStatus {
     /// versions is the aggregated Kubernetes versions in this MachineDeployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("minItems" = 1, "maxItems" = 100, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["version"]))]
-    pub versions: Option<Vec<ClusterControlPlaneStatusVersion>>,
+    pub versions: Option<Vec<StatusVersion>>,
 }

@@ -360,5 +360,5 @@ pub struct MachinePoolStatus {
     /// versions is the aggregated Kubernetes versions in this MachinePool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("minItems" = 1, "maxItems" = 100, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["version"]))]
-    pub versions: Option<Vec<ClusterControlPlaneStatusVersion>>,
+    pub versions: Option<Vec<StatusVersion>>,
 }

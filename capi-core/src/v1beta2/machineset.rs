@@ -16,7 +16,7 @@ use super::*;
 /// deletion contains configuration options for MachineSet deletion.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(extend("minProperties" = 1))]
-pub struct MachineSetSpecDeletion {
+pub struct MachineSetDeletionSpec {
     /// order defines the order in which Machines are deleted when downscaling.
     /// Defaults to "Random". Valid values are "Random", "Newest", "Oldest"
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -27,7 +27,7 @@ pub struct MachineSetSpecDeletion {
 /// Note: InfraMachines & BootstrapConfigs will use the same name as the corresponding Machines.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(extend("minProperties" = 1))]
-pub struct MachineSetSpecMachineNaming {
+pub struct MachineNamingSpec {
     /// template defines the template to use for generating the names of the
     /// Machine objects.
     /// If not defined, it will fallback to `{{ .machineSet.name }}-{{ .random }}`.
@@ -189,7 +189,7 @@ pub struct MachineSetSpec {
     pub cluster_name: String,
     /// deletion contains configuration options for MachineSet deletion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deletion: Option<MachineSetSpecDeletion>,
+    pub deletion: Option<MachineSetDeletionSpec>,
     /// machineNaming allows changing the naming pattern used when creating Machines.
     /// Note: InfraMachines & BootstrapConfigs will use the same name as the corresponding Machines.
     #[serde(
@@ -197,7 +197,7 @@ pub struct MachineSetSpec {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub machine_naming: Option<MachineSetSpecMachineNaming>,
+    pub machine_naming: Option<MachineNamingSpec>,
     /// replicas is the number of desired replicas.
     /// This is a pointer to distinguish between explicit zero and unspecified.
     ///
@@ -368,5 +368,5 @@ pub struct MachineSetStatus {
     /// versions is the aggregated Kubernetes versions in this MachineSet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("minItems" = 1, "maxItems" = 100, "x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["version"]))]
-    pub versions: Option<Vec<ClusterControlPlaneStatusVersion>>,
+    pub versions: Option<Vec<StatusVersion>>,
 }

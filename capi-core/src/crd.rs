@@ -55,7 +55,10 @@ pub fn merge_versions(
         return Err(CrdError::Empty);
     }
     let mut merged = kube::core::crd::merge_crds(crds, storage)?;
-    merged.spec.versions.sort_by_key(|v| crate::contract::version_priority(&v.name));
+    merged
+        .spec
+        .versions
+        .sort_by_key(|v| crate::contract::version_priority(&v.name));
     complete(&mut merged);
     Ok(merged)
 }
@@ -127,7 +130,6 @@ Servers may infer this from the endpoint the client submits requests to.\n\
 Cannot be updated.\n\
 In CamelCase.\n\
 More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds";
-
 
 /// Core's CRDs declare `cluster.x-k8s.io/v1beta1: v1beta1` and `cluster.x-k8s.io/v1beta2: v1beta2`.
 static CORE_CONTRACT: std::sync::LazyLock<ContractVersionLabels> = std::sync::LazyLock::new(|| {

@@ -7,7 +7,7 @@ use kube::Client;
 use kube::api::DynamicObject;
 use kube::runtime::events::{Event, EventType, Recorder};
 
-use crate::interim::BootstrapData;
+use capi_core::bootstrap::BootstrapData;
 
 /// Everything known about one InfraMachine when the author is called.
 #[derive(Clone)]
@@ -43,7 +43,7 @@ impl<R> MachineContext<R> {
     /// Whether the owning Machine is a control-plane machine (it has the
     /// `cluster.x-k8s.io/control-plane` label).
     pub fn is_control_plane(&self) -> bool {
-        crate::interim::is_control_plane_machine(&self.machine.metadata)
+        capi_core::labels::is_control_plane_machine(&self.machine.metadata)
     }
 
     /// The failure domain CAPI chose for the machine (`Machine.spec.failureDomain`).

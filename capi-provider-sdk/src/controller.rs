@@ -18,7 +18,6 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::backoff::PerObjectBackoff;
-use crate::interim;
 use crate::metrics::{ControllerMetrics, Metrics, ReconcileResult};
 use crate::provider::{InfraCluster, InfraMachine};
 use crate::reconcile::{self, ControllerOptions, ReconcileError, Shared};
@@ -235,7 +234,7 @@ pub(crate) async fn run_machine_controller<P: InfraMachine>(
             .into_iter()
             .filter(|o| {
                 o.namespace().as_deref() == Some(ns.as_str())
-                    && o.labels().get(interim::CLUSTER_NAME_LABEL) == Some(&name)
+                    && o.labels().get(capi_core::labels::CLUSTER_NAME) == Some(&name)
             })
             .map(|o| ObjectRef::from_obj(o.as_ref()))
             .collect();

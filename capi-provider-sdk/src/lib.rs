@@ -112,7 +112,6 @@
 pub mod backoff;
 pub mod context;
 mod controller;
-mod interim;
 pub mod manager;
 pub mod metrics;
 pub mod outcome;

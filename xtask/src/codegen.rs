@@ -41,25 +41,70 @@ const NAMES: &[(&str, &str)] = &[
     // Version-specific names first (`version/Kind:.path`): v1beta1 references are corev1.ObjectReference.
     ("v1beta1/Cluster:.spec.controlPlaneRef", "ObjectReference"),
     ("v1beta1/Cluster:.spec.infrastructureRef", "ObjectReference"),
-    ("v1beta1/Machine:.spec.bootstrap.configRef", "ObjectReference"),
+    (
+        "v1beta1/Machine:.spec.bootstrap.configRef",
+        "ObjectReference",
+    ),
     ("v1beta1/Machine:.spec.infrastructureRef", "ObjectReference"),
-    ("v1beta1/Cluster:.spec.topology.controlPlane.machineHealthCheck.unhealthyConditions[]", "UnhealthyCondition"),
-    ("v1beta1/Cluster:.spec.topology.controlPlane.machineHealthCheck.remediationTemplate", "ObjectReference"),
-    ("v1beta2/Cluster:.spec.topology.controlPlane.healthCheck.checks.unhealthyMachineConditions[]", "UnhealthyMachineCondition"),
-    ("v1beta2/Cluster:.spec.topology.controlPlane.healthCheck.checks.unhealthyNodeConditions[]", "UnhealthyNodeCondition"),
+    (
+        "v1beta1/Cluster:.spec.topology.controlPlane.machineHealthCheck.unhealthyConditions[]",
+        "UnhealthyCondition",
+    ),
+    (
+        "v1beta1/Cluster:.spec.topology.controlPlane.machineHealthCheck.remediationTemplate",
+        "ObjectReference",
+    ),
+    (
+        "v1beta2/Cluster:.spec.topology.controlPlane.healthCheck.checks.unhealthyMachineConditions[]",
+        "UnhealthyMachineCondition",
+    ),
+    (
+        "v1beta2/Cluster:.spec.topology.controlPlane.healthCheck.checks.unhealthyNodeConditions[]",
+        "UnhealthyNodeCondition",
+    ),
     // Types the Cluster topology shares with Machine / MachineSet / MachineDeployment: the
     // Cluster is generated first, so these paths name them.
-    ("Cluster:.spec.topology.controlPlane.deletion", "MachineDeletionSpec"),
-    ("Cluster:.spec.topology.controlPlane.readinessGates[]", "MachineReadinessGate"),
-    ("Cluster:.spec.topology.controlPlane.taints[]", "MachineTaint"),
-    ("Cluster:.spec.topology.controlPlane.taints[].effect", "TaintEffect"),
-    ("Cluster:.spec.topology.controlPlane.taints[].propagation", "TaintPropagation"),
-    ("Cluster:.spec.topology.workers.machineDeployments[].rollout", "MachineDeploymentRolloutSpec"),
-    ("Cluster:.spec.topology.workers.machineDeployments[].rollout.strategy", "MachineDeploymentRolloutStrategy"),
-    ("Cluster:.spec.topology.workers.machineDeployments[].rollout.strategy.type", "MachineDeploymentRolloutStrategyType"),
-    ("Cluster:.spec.topology.workers.machineDeployments[].rollout.strategy.rollingUpdate", "MachineDeploymentRolloutStrategyRollingUpdate"),
+    (
+        "Cluster:.spec.topology.controlPlane.deletion",
+        "MachineDeletionSpec",
+    ),
+    (
+        "Cluster:.spec.topology.controlPlane.readinessGates[]",
+        "MachineReadinessGate",
+    ),
+    (
+        "Cluster:.spec.topology.controlPlane.taints[]",
+        "MachineTaint",
+    ),
+    (
+        "Cluster:.spec.topology.controlPlane.taints[].effect",
+        "TaintEffect",
+    ),
+    (
+        "Cluster:.spec.topology.controlPlane.taints[].propagation",
+        "TaintPropagation",
+    ),
+    (
+        "Cluster:.spec.topology.workers.machineDeployments[].rollout",
+        "MachineDeploymentRolloutSpec",
+    ),
+    (
+        "Cluster:.spec.topology.workers.machineDeployments[].rollout.strategy",
+        "MachineDeploymentRolloutStrategy",
+    ),
+    (
+        "Cluster:.spec.topology.workers.machineDeployments[].rollout.strategy.type",
+        "MachineDeploymentRolloutStrategyType",
+    ),
+    (
+        "Cluster:.spec.topology.workers.machineDeployments[].rollout.strategy.rollingUpdate",
+        "MachineDeploymentRolloutStrategyRollingUpdate",
+    ),
     ("Cluster:.status.controlPlane.versions[]", "StatusVersion"),
-    ("Cluster:.status.v1beta2.controlPlane.versions[]", "StatusVersion"),
+    (
+        "Cluster:.status.v1beta2.controlPlane.versions[]",
+        "StatusVersion",
+    ),
     ("MachineSet:.spec.deletion", "MachineSetDeletionSpec"),
     ("MachineSet:.spec.machineNaming", "MachineNamingSpec"),
     ("Cluster:.spec.clusterNetwork", "ClusterNetwork"),

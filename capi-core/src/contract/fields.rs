@@ -371,7 +371,13 @@ mod tests {
             (
                 &ours_machine["properties"]["status"],
                 &machine["properties"]["status"],
-                vec!["initialization", "addresses", "failureDomain", "conditions"],
+                vec![
+                    "initialization",
+                    "addresses",
+                    "failureDomain",
+                    "conditions",
+                    "deprecated",
+                ],
             ),
             (
                 &ours_machine["properties"]["spec"],
@@ -381,7 +387,12 @@ mod tests {
             (
                 &ours_cluster["properties"]["status"],
                 &cluster["properties"]["status"],
-                vec!["initialization", "failureDomains", "conditions"],
+                vec![
+                    "initialization",
+                    "failureDomains",
+                    "conditions",
+                    "deprecated",
+                ],
             ),
             (
                 &ours_cluster["properties"]["spec"],

@@ -14,7 +14,6 @@ use kube::{Resource, ResourceExt};
 
 use super::{ReconcileError, Shared, StepResult, conditions, finalizers};
 use crate::context::{ClusterContext, EventPublisher};
-use crate::interim;
 use crate::outcome::{ClusterOutcome, DeleteOutcome, Failure};
 use crate::patch::PatchHelper;
 use crate::provider::InfraCluster;
@@ -25,7 +24,7 @@ pub(crate) async fn reconcile<P: InfraCluster>(
     obj: Arc<P::Resource>,
     shared: Arc<Shared<P>>,
 ) -> Result<Action, ReconcileError> {
-    if interim::is_externally_managed(obj.meta()) {
+    if capi_core::labels::is_externally_managed(obj.meta()) {
         tracing::debug!("externally managed (cluster.x-k8s.io/managed-by): skipping");
         return Ok(Action::await_change());
     }
@@ -84,7 +83,7 @@ async fn run_steps<P: InfraCluster>(
     if cluster.spec.paused == Some(true) {
         causes.push("Cluster spec.paused is set to true".to_owned());
     }
-    if interim::has_paused_annotation(obj.meta()) {
+    if capi_core::labels::has_paused_annotation(obj.meta()) {
         causes.push(format!(
             "{} has the cluster.x-k8s.io/paused annotation",
             P::Resource::kind(&())
@@ -223,7 +222,7 @@ async fn run_steps<P: InfraCluster>(
 
 /// The owner Cluster (group `cluster.x-k8s.io`, any version) from the informer cache.
 fn owner_cluster<P: InfraCluster>(shared: &Shared<P>, obj: &P::Resource) -> Option<Cluster> {
-    let owner = interim::owner_by_group_kind(obj.meta(), "cluster.x-k8s.io", "Cluster")?;
+    let owner = capi_core::owner::owner_ref(obj.meta(), capi_core::owner::Owner::CLUSTER)?;
     let ns = obj.namespace()?;
     shared
         .clusters

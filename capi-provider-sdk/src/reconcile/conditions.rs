@@ -1,8 +1,7 @@
 //! The conditions the generated reconcilers own: `Ready` and `Paused`.
 
+use capi_core::conditions::v1beta2;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-
-use crate::interim;
 
 /// The condition types the SDK writes; the patch helper lets them win conflicts.
 pub(crate) const OWNED: [&str; 2] = ["Ready", "Paused"];
@@ -15,8 +14,11 @@ pub(crate) fn set(
     message: &str,
     generation: Option<i64>,
 ) {
-    let status = if status { "True" } else { "False" };
-    interim::set_condition(list, type_, status, reason, message, generation);
+    if status {
+        v1beta2::mark_true(list, type_, reason, message, generation);
+    } else {
+        v1beta2::mark_false(list, type_, reason, message, generation);
+    }
 }
 
 pub(crate) fn set_ready(

@@ -56,7 +56,7 @@ async fn resolve(client: &Client, group: &str, kind: &str) -> Result<ApiResource
         kind: kind.into(),
         reason,
     };
-    let crd_name = crate::interim::crd_name(group, kind);
+    let crd_name = capi_core::naming::crd_name(group, kind);
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = crds
         .get_opt(&crd_name)

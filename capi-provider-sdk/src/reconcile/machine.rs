@@ -16,11 +16,11 @@ use kube::{Resource, ResourceExt};
 
 use super::{ReconcileError, Shared, StepResult, conditions, finalizers, lookups};
 use crate::context::{EventPublisher, MachineContext};
-use crate::interim::{self, BootstrapData};
 use crate::outcome::{DeleteOutcome, Failure, MachineOutcome};
 use crate::patch::PatchHelper;
 use crate::provider::InfraMachine;
 use crate::resource::InfraMachineResource;
+use capi_core::bootstrap::BootstrapData;
 
 /// Reconciles one InfraMachine: runs the steps on a copy, then writes what changed.
 pub(crate) async fn reconcile<P: InfraMachine>(
@@ -169,7 +169,7 @@ fn wait<P: InfraMachine>(
 
 /// The owner Machine (group `cluster.x-k8s.io`, any version) from the informer cache.
 fn owner_machine<P: InfraMachine>(shared: &Shared<P>, obj: &P::Resource) -> Option<Machine> {
-    let owner = interim::owner_by_group_kind(obj.meta(), "cluster.x-k8s.io", "Machine")?;
+    let owner = capi_core::owner::owner_ref(obj.meta(), capi_core::owner::Owner::MACHINE)?;
     let ns = obj.namespace()?;
     shared
         .machines
@@ -185,7 +185,7 @@ fn cluster_of<P: InfraMachine>(shared: &Shared<P>, machine: &Machine) -> Option<
         .or_else(|| {
             machine
                 .labels()
-                .get(interim::CLUSTER_NAME_LABEL)
+                .get(capi_core::labels::CLUSTER_NAME)
                 .map(String::as_str)
         })?;
     shared
@@ -207,7 +207,7 @@ fn pause<P: InfraMachine>(
     if cluster.spec.paused == Some(true) {
         causes.push("Cluster spec.paused is set to true".to_owned());
     }
-    if interim::has_paused_annotation(obj.meta()) {
+    if capi_core::labels::has_paused_annotation(obj.meta()) {
         causes.push(format!(
             "{} has the cluster.x-k8s.io/paused annotation",
             P::Resource::kind(&())
@@ -346,7 +346,7 @@ async fn bootstrap_data<P: InfraMachine>(
     cluster: &Cluster,
 ) -> Result<BootstrapLookup, ReconcileError> {
     let Some(secret_name) = machine.spec.bootstrap.data_secret_name.as_deref() else {
-        if !interim::is_control_plane_machine(&machine.metadata)
+        if !capi_core::labels::is_control_plane_machine(&machine.metadata)
             && !control_plane_initialized(cluster)
         {
             return Ok(BootstrapLookup::Wait(
@@ -449,8 +449,7 @@ fn mirror_v1beta1<P: InfraMachine>(shared: &Shared<P>, next: &mut P::Resource) {
         return;
     }
     let status = next.contract_status_mut();
-    let ready =
-        interim::get_condition(&status.conditions, "Ready").is_some_and(|c| c.status == "True");
+    let ready = capi_core::conditions::v1beta2::is_true(&status.conditions, "Ready");
     status.ready =
         Some(ready || status.initialization.as_ref().and_then(|i| i.provisioned) == Some(true));
 }

@@ -126,11 +126,7 @@ fn check_crd(crd: &CustomResourceDefinition, out: &mut Vec<Finding>) {
             ),
         ));
     }
-    let expected = format!(
-        "{}.{}",
-        crate::conformance::plural_interim(kind),
-        crd.spec.group
-    );
+    let expected = format!("{}.{}", capi_core::naming::plural(kind), crd.spec.group);
     if name != expected {
         out.push(error("crd.name", &name, format!("CAPI computes the CRD name {expected} from the kind (flect pluralization); clusterctl refuses a mismatch")));
     }

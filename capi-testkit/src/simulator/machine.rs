@@ -81,7 +81,12 @@ async fn reconcile(machine: Arc<Machine>, ctx: Arc<Ctx>) -> Result<Action, SimEr
             .meta()
             .creation_timestamp
             .as_ref()
-            .map(|t| super::now().0.duration_since(t.0).unsigned_abs())
+            .map(|t| {
+                capi_core::conditions::now()
+                    .0
+                    .duration_since(t.0)
+                    .unsigned_abs()
+            })
             .unwrap_or_default();
         if worker && !cp_initialized {
             set_condition(

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference};
 use kube::Client;
 use kube::runtime::controller::Action;
 use tokio::sync::watch;
@@ -210,7 +210,7 @@ pub(crate) fn retry<K>(_: Arc<K>, _: &SimError, ctx: Arc<Ctx>) -> Action {
     Action::requeue(ctx.options.poll)
 }
 
-/// Sets a metav1 condition: `lastTransitionTime` moves only when the status changes.
+/// Sets a metav1 condition the way core does (`lastTransitionTime` moves only with the status).
 pub(crate) fn set_condition(
     list: &mut Option<Vec<Condition>>,
     type_: &str,
@@ -219,34 +219,17 @@ pub(crate) fn set_condition(
     message: &str,
     generation: Option<i64>,
 ) {
-    let list = list.get_or_insert_with(Vec::new);
-    let now = now();
-    match list.iter_mut().find(|c| c.type_ == type_) {
-        Some(c) => {
-            if c.status != status {
-                c.status = status.to_owned();
-                c.last_transition_time = now;
-            }
-            c.reason = reason.to_owned();
-            c.message = message.to_owned();
-            c.observed_generation = generation;
-        }
-        None => list.push(Condition {
+    capi_core::conditions::v1beta2::set(
+        list,
+        Condition {
             type_: type_.to_owned(),
             status: status.to_owned(),
             reason: reason.to_owned(),
             message: message.to_owned(),
             observed_generation: generation,
-            last_transition_time: now,
-        }),
-    }
-    list.sort_by(|a, b| a.type_.cmp(&b.type_));
-}
-
-/// Now, truncated to whole seconds as the API stores times.
-pub(crate) fn now() -> Time {
-    let now = k8s_openapi::jiff::Timestamp::now();
-    Time(k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
+            last_transition_time: capi_core::conditions::now(),
+        },
+    );
 }
 
 /// An owner reference to a v1beta2 core object.
@@ -276,5 +259,6 @@ pub(crate) fn finalizers_patch(
     serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": meta.resource_version}})
 }
 
-pub(crate) const CLUSTER_NAME_LABEL: &str = "cluster.x-k8s.io/cluster-name";
-pub(crate) const CONTROL_PLANE_LABEL: &str = "cluster.x-k8s.io/control-plane";
+pub(crate) use capi_core::labels::{
+    CLUSTER_NAME as CLUSTER_NAME_LABEL, CONTROL_PLANE as CONTROL_PLANE_LABEL,
+};

@@ -43,7 +43,7 @@ impl KindResolver {
         {
             return Ok(k.clone());
         }
-        let crd_name = format!("{}.{group}", crate::conformance::plural_interim(kind));
+        let crd_name = capi_core::naming::crd_name(group, kind);
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         let crd = crds
             .get_opt(&crd_name)

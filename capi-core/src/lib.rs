@@ -2,6 +2,7 @@
 pub mod bootstrap;
 pub mod conditions;
 pub mod contract;
+pub mod convert;
 pub mod crd;
 pub mod labels;
 pub mod naming;

@@ -26,7 +26,9 @@ pub struct StructuralSchema {
 impl StructuralSchema {
     /// Compiles a schema.
     pub fn compile(schema: &JSONSchemaProps) -> Result<Self, SchemaError> {
-        Ok(Self { raw: schema.clone() })
+        Ok(Self {
+            raw: schema.clone(),
+        })
     }
 
     /// The schema as given.
@@ -116,7 +118,10 @@ impl FieldError {
 /// The `message` of a 422 Invalid `Status`: `<Kind>.<group> "<name>" is invalid: ...`.
 pub fn invalid_message(qualified_kind: &str, name: &str, errors: &[FieldError]) -> String {
     let parts: Vec<String> = errors.iter().map(FieldError::message).collect();
-    format!("{qualified_kind} \"{name}\" is invalid: {}", parts.join(", "))
+    format!(
+        "{qualified_kind} \"{name}\" is invalid: {}",
+        parts.join(", ")
+    )
 }
 
 /// Validates `metadata` (name, generateName, namespace, labels, annotations, finalizers,

@@ -248,17 +248,41 @@ pub(crate) async fn run_machine_controller<P: InfraMachine>(
         refs
     };
 
-    let controller_name = name.clone();
-    Controller::for_stream(main, reader)
+    let controller = Controller::for_stream(main, reader)
         .watches_stream(machine_stream, machine_to_infra)
-        .watches_stream(cluster_stream, cluster_to_infra)
+        .watches_stream(cluster_stream, cluster_to_infra);
+    drive(
+        controller,
+        &env,
+        shared,
+        name,
+        shutdown,
+        reconcile::machine::reconcile,
+    )
+    .await;
+}
+
+/// Runs a built controller: bounded concurrency, graceful shutdown, every reconcile guarded.
+async fn drive<K, P, Fut>(
+    controller: Controller<K>,
+    env: &ControllerEnv,
+    shared: Arc<Shared<P>>,
+    name: String,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    reconcile: fn(Arc<K>, Arc<Shared<P>>) -> Fut,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    P: Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, ReconcileError>> + Send + 'static,
+{
+    controller
         .with_config(ControllerConfig::default().concurrency(env.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(
             move |obj, shared: Arc<Shared<P>>| {
-                let name = controller_name.clone();
+                let name = name.clone();
                 async move {
-                    let fut = reconcile::machine::reconcile(obj.clone(), shared.clone());
+                    let fut = reconcile(obj.clone(), shared.clone());
                     guarded(obj, &shared.metrics, &shared.backoff, &name, fut).await
                 }
             },
@@ -314,22 +338,15 @@ pub(crate) async fn run_cluster_controller<P: InfraCluster>(
         }
         hit
     };
-    let controller_name = name.clone();
-    Controller::for_stream(main, reader)
-        .watches_stream(cluster_stream, cluster_to_infra)
-        .with_config(ControllerConfig::default().concurrency(env.concurrency))
-        .graceful_shutdown_on(shutdown)
-        .run(
-            move |obj, shared: Arc<Shared<P>>| {
-                let name = controller_name.clone();
-                async move {
-                    let fut = reconcile::cluster::reconcile(obj.clone(), shared.clone());
-                    guarded(obj, &shared.metrics, &shared.backoff, &name, fut).await
-                }
-            },
-            error_policy,
-            shared,
-        )
-        .for_each(|_| std::future::ready(()))
-        .await;
+    let controller =
+        Controller::for_stream(main, reader).watches_stream(cluster_stream, cluster_to_infra);
+    drive(
+        controller,
+        &env,
+        shared,
+        name,
+        shutdown,
+        reconcile::cluster::reconcile,
+    )
+    .await;
 }

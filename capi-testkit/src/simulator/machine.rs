@@ -159,32 +159,13 @@ async fn reconcile(machine: Arc<Machine>, ctx: Arc<Ctx>) -> Result<Action, SimEr
                 dep.failure_message = f.message;
             }
             let provisioned = view.provisioned()?;
-            match view.ready_condition() {
-                Some(ready) => set_condition(
-                    &mut status.conditions,
-                    "InfrastructureReady",
-                    &ready.status,
-                    ready.reason.as_deref().unwrap_or("NoReasonReported"),
-                    ready.message.as_deref().unwrap_or(""),
-                    generation,
-                ),
-                None if provisioned => set_condition(
-                    &mut status.conditions,
-                    "InfrastructureReady",
-                    "True",
-                    "Ready",
-                    "",
-                    generation,
-                ),
-                None => set_condition(
-                    &mut status.conditions,
-                    "InfrastructureReady",
-                    "False",
-                    "NotReady",
-                    &format!("{} status.initialization.provisioned is not true", r.kind),
-                    generation,
-                ),
-            }
+            super::mirror_infrastructure_ready(
+                &mut status.conditions,
+                view.ready_condition(),
+                provisioned,
+                &r.kind,
+                generation,
+            );
             let was = status
                 .initialization
                 .as_ref()

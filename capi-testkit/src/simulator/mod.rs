@@ -232,6 +232,37 @@ pub(crate) fn set_condition(
     );
 }
 
+/// Mirrors a provider object's Ready into `InfrastructureReady`, with core's fallbacks when the
+/// provider reports none (reasons `Ready` / `NotReady`, `NoReasonReported` for an empty reason).
+pub(crate) fn mirror_infrastructure_ready(
+    conditions: &mut Option<Vec<Condition>>,
+    ready: Option<capi_core::contract::ReadySummary>,
+    provisioned: bool,
+    kind: &str,
+    generation: Option<i64>,
+) {
+    let t = capi_core::conditions::types::INFRASTRUCTURE_READY;
+    match ready {
+        Some(r) => set_condition(
+            conditions,
+            t,
+            &r.status,
+            r.reason.as_deref().unwrap_or("NoReasonReported"),
+            r.message.as_deref().unwrap_or(""),
+            generation,
+        ),
+        None if provisioned => set_condition(conditions, t, "True", "Ready", "", generation),
+        None => set_condition(
+            conditions,
+            t,
+            "False",
+            "NotReady",
+            &format!("{kind} status.initialization.provisioned is not true"),
+            generation,
+        ),
+    }
+}
+
 /// An owner reference to a v1beta2 core object.
 pub(crate) fn core_owner(kind: &str, name: &str, uid: &str, controller: bool) -> OwnerReference {
     OwnerReference {

@@ -1,0 +1,94 @@
+//! Discovery, version, health and OpenAPI endpoints.
+
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::App;
+
+fn json(v: &Value) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+/// The Kubernetes version the server reports.
+pub(crate) const VERSION: (&str, &str) = ("1", "36");
+
+/// Answers the non-resource paths; `None` for resource paths.
+pub(crate) fn serve(app: &App, segs: &[&str], _headers: &HeaderMap) -> Option<Response> {
+    let registry = || app.store.lock().registry.clone();
+    match segs {
+        ["healthz" | "livez" | "readyz", ..] => Some((StatusCode::OK, "ok").into_response()),
+        ["version"] => Some(json(&json!({
+            "major": VERSION.0, "minor": VERSION.1, "gitVersion": format!("v{}.{}.0-capi-testkit", VERSION.0, VERSION.1),
+            "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+            "goVersion": "n/a (capi-testkit, Rust)", "compiler": "rustc", "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+        }))),
+        ["api"] => Some(json(
+            &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": app.address}]}),
+        )),
+        ["apis"] => Some(json(&registry().group_list())),
+        ["api", "v1"] => registry().resource_list("", "v1").map(|l| json(&l)),
+        ["apis", group] => {
+            let groups = registry().groups();
+            let versions = groups.get(*group)?;
+            let vs: Vec<Value> = versions
+                .iter()
+                .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+                .collect();
+            Some(json(
+                &json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": vs, "preferredVersion": vs.first()}),
+            ))
+        }
+        ["apis", group, version] => Some(
+            registry()
+                .resource_list(group, version)
+                .map(|l| json(&l))
+                .unwrap_or_else(|| super::errors::ApiError::no_route().into_response()),
+        ),
+        ["openapi", "v2"] => Some(super::errors::ApiError::no_route().into_response()),
+        ["openapi", "v3"] => Some(json(&openapi_index(app))),
+        ["openapi", "v3", rest @ ..] => Some(json(&openapi_doc(&rest.join("/")))),
+        _ => None,
+    }
+}
+
+fn openapi_index(app: &App) -> Value {
+    let mut paths = serde_json::Map::new();
+    let rv = app.store.lock().rv;
+    paths.insert(
+        "api/v1".into(),
+        json!({"serverRelativeURL": format!("/openapi/v3/api/v1?hash={rv:016X}")}),
+    );
+    for (group, versions) in app.store.lock().registry.groups() {
+        if group.is_empty() {
+            continue;
+        }
+        for v in versions {
+            paths.insert(format!("apis/{group}/{v}"), json!({"serverRelativeURL": format!("/openapi/v3/apis/{group}/{v}?hash={rv:016X}")}));
+        }
+    }
+    json!({"paths": paths})
+}
+
+/// A minimal GV document: enough for kubectl's server-side field validation check, which looks
+/// for the `fieldValidation` parameter on the Namespace PATCH operation.
+fn openapi_doc(gv: &str) -> Value {
+    let mut doc = json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.36.0"}, "paths": {}, "components": {"schemas": {}}});
+    if gv == "api/v1" {
+        doc["paths"]["/api/v1/namespaces/{name}"] = json!({
+            "patch": {
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": {"group": "", "version": "v1", "kind": "Namespace"},
+                "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}}],
+                "requestBody": {"content": {"application/json-patch+json": {}, "application/merge-patch+json": {}, "application/strategic-merge-patch+json": {}, "application/apply-patch+yaml": {}}},
+                "responses": {"200": {"description": "OK"}}
+            }
+        });
+    }
+    doc
+}

@@ -1,0 +1,892 @@
+//! Request handling: URL layout, verbs, bodies, versions, subresources and response shapes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::errors::{ApiError, success_status};
+use super::resources::Resource;
+use super::selectors::{FieldSelector, LabelSelector};
+use super::store::{DeleteOptions, Deletion};
+use super::{App, discovery, table, watch};
+use crate::patch::{self, FieldManager, PatchType};
+
+/// A parsed resource URL.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub res: Resource,
+    pub version: String,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+}
+
+type Params = HashMap<String, String>;
+
+fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
+    let mut resp = (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response();
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{}\"", w.replace('"', "\\\""))) {
+            resp.headers_mut().append("Warning", v);
+        }
+    }
+    resp
+}
+
+/// The one entry point: every request lands here.
+pub(crate) async fn dispatch(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params: Params = Query::<Params>::try_from_uri(&uri)
+        .map(|q| q.0)
+        .unwrap_or_default();
+    if let Some(resp) = app.faults.intercept(&method, uri.path()).await {
+        return resp;
+    }
+    match handle(&app, &method, &uri, &headers, &params, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(
+    app: &Arc<App>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    params: &Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let path = uri.path().trim_matches('/');
+    let segs: Vec<&str> = if path.is_empty() {
+        Vec::new()
+    } else {
+        path.split('/').collect()
+    };
+    if let Some(resp) = discovery::serve(app, &segs, headers) {
+        return Ok(resp);
+    }
+    let target = parse_target(app, &segs)?;
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut warnings = Vec::new();
+    if let Some(w) = target
+        .res
+        .version(&target.version)
+        .and_then(|v| v.deprecation_warning.clone())
+    {
+        warnings.push(w);
+    }
+    let dry_run = match params.get("dryRun").map(String::as_str) {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::invalid_message(format!(
+                "dryRun: Unsupported value: \"{other}\": supported values: \"All\""
+            )));
+        }
+    };
+    match (method, &target.name, target.subresource.as_deref()) {
+        (&Method::GET, None, None) => {
+            if matches!(params.get("watch").map(String::as_str), Some("true" | "1")) {
+                return watch::serve(app.clone(), target, params, accept).await;
+            }
+            list(app, &target, params, accept, &warnings)
+        }
+        (&Method::GET, Some(name), sub) => {
+            let obj =
+                app.store
+                    .get(&target.res, target.namespace.as_deref().unwrap_or(""), name)?;
+            if sub == Some("scale") {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &scale_of(&target, &obj)?,
+                    &warnings,
+                ));
+            }
+            let obj = output(&target.res, &target.version, obj);
+            if accept.contains("as=Table") {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &table::table(&target, &[obj], None, app.store.lock().rv),
+                    &warnings,
+                ));
+            }
+            Ok(json_response(StatusCode::OK, &obj, &warnings))
+        }
+        (&Method::POST, None, None) => {
+            create(app, &target, headers, params, &body, dry_run, warnings)
+        }
+        (&Method::PUT, Some(name), sub) => update(
+            app, &target, name, sub, headers, params, &body, dry_run, warnings,
+        ),
+        (&Method::PATCH, Some(name), sub) => patch(
+            app, &target, name, sub, headers, params, &body, dry_run, warnings,
+        ),
+        (&Method::DELETE, Some(name), None) => {
+            delete(app, &target, name, params, &body, dry_run, &warnings)
+        }
+        (&Method::DELETE, None, None) => {
+            delete_collection(app, &target, params, &body, dry_run, &warnings)
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+fn parse_target(app: &App, segs: &[&str]) -> Result<Target, ApiError> {
+    let (group, version, rest) = match segs {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(ApiError::no_route()),
+    };
+    let (namespace, rest): (Option<String>, &[&str]) = match rest {
+        ["namespaces", ns, r, ..] if !matches!(*r, "status" | "finalize") => {
+            (Some((*ns).to_owned()), &rest[2..])
+        }
+        _ => (None, rest),
+    };
+    let (plural, name, sub) = match rest {
+        [p] => (*p, None, None),
+        [p, n] => (*p, Some((*n).to_owned()), None),
+        [p, n, s] => (*p, Some((*n).to_owned()), Some((*s).to_owned())),
+        _ => return Err(ApiError::no_route()),
+    };
+    let state = app.store.lock();
+    let res = state
+        .registry
+        .get(group, plural)
+        .filter(|r| r.version(version).is_some())
+        .cloned()
+        .ok_or_else(ApiError::no_route)?;
+    drop(state);
+    if res.namespaced != namespace.is_some() && name.is_some() {
+        return Err(ApiError::no_route());
+    }
+    if let Some(s) = &sub {
+        let v = res.version(version).ok_or_else(ApiError::no_route)?;
+        let ok = match s.as_str() {
+            "status" => v.status,
+            "scale" => v.scale.is_some(),
+            "finalize" => res.plural == "namespaces",
+            _ => false,
+        };
+        if !ok {
+            return Err(ApiError::no_route());
+        }
+    }
+    Ok(Target {
+        res,
+        version: version.to_owned(),
+        namespace,
+        name,
+        subresource: sub,
+    })
+}
+
+/// The object as the client asked for it: `apiVersion` of the requested version.
+pub(crate) fn output(res: &Resource, version: &str, mut obj: Value) -> Value {
+    obj["apiVersion"] = json!(res.api_version(version));
+    obj["kind"] = json!(res.kind);
+    obj
+}
+
+fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    if ct.contains("yaml") {
+        let text = std::str::from_utf8(body)
+            .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
+        return serde_saphyr::from_str(text)
+            .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")));
+    }
+    if ct.contains("protobuf") {
+        return Err(ApiError::unsupported_patch(true));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+    })
+}
+
+/// Decoding steps every write of a custom resource goes through: apiVersion to storage,
+/// defaulting, pruning (warnings or a strict error) and validation.
+fn admit(
+    _app: &App,
+    target: &Target,
+    obj: &mut Value,
+    params: &Params,
+    warnings: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(av) = obj["apiVersion"].as_str()
+        && av != target.res.api_version(&target.version)
+    {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({})",
+            target.res.api_version(&target.version)
+        )));
+    }
+    if let Some(ns) = obj["metadata"]["namespace"].as_str()
+        && target.res.namespaced
+        && Some(ns) != target.namespace.as_deref()
+        && !ns.is_empty()
+    {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    let meta_errors = crate::schema::validate_object_meta(&obj["metadata"], target.res.namespaced);
+    if !meta_errors.is_empty() {
+        let causes: Vec<(String, &str, String)> = meta_errors
+            .iter()
+            .map(|e| (e.field.clone(), e.kind.reason(), e.message()))
+            .collect();
+        return Err(ApiError::invalid(
+            &target.res.kind,
+            &target.res.group,
+            &name,
+            &causes,
+        ));
+    }
+    if let Some(schema) = target
+        .res
+        .version(&target.version)
+        .and_then(|v| v.schema.clone())
+    {
+        schema.apply_defaults(obj);
+        let unknown = schema.prune(obj);
+        if !unknown.is_empty() {
+            match params.get("fieldValidation").map(String::as_str) {
+                Some("Strict") => {
+                    let list: Vec<String> = unknown
+                        .iter()
+                        .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.')))
+                        .collect();
+                    return Err(ApiError::bad_request(format!(
+                        "strict decoding error: {}",
+                        list.join(", ")
+                    )));
+                }
+                Some("Ignore") => {}
+                _ => warnings.extend(
+                    unknown
+                        .iter()
+                        .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.'))),
+                ),
+            }
+        }
+        let errors = schema.validate(obj);
+        if !errors.is_empty() {
+            let causes: Vec<(String, &str, String)> = errors
+                .iter()
+                .map(|e| (e.field.clone(), e.kind.reason(), e.message()))
+                .collect();
+            return Err(ApiError::invalid(
+                &target.res.kind,
+                &target.res.group,
+                &name,
+                &causes,
+            ));
+        }
+    }
+    obj["apiVersion"] = json!(target.res.api_version(target.res.storage_version()));
+    obj["kind"] = json!(target.res.kind);
+    Ok(())
+}
+
+fn create(
+    app: &Arc<App>,
+    target: &Target,
+    headers: &HeaderMap,
+    params: &Params,
+    body: &Bytes,
+    dry_run: bool,
+    mut warnings: Vec<String>,
+) -> Result<Response, ApiError> {
+    let mut obj = parse_body(headers, body)?;
+    if !obj.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    if obj["metadata"]["resourceVersion"]
+        .as_str()
+        .is_some_and(|r| !r.is_empty())
+    {
+        return Err(ApiError::invalid(
+            &target.res.kind,
+            &target.res.group,
+            obj["metadata"]["name"].as_str().unwrap_or_default(),
+            &[(
+                "metadata.resourceVersion".into(),
+                "FieldValueInvalid",
+                "Invalid value: \"".to_owned()
+                    + obj["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap_or_default()
+                    + "\": must be empty",
+            )],
+        ));
+    }
+    admit(app, target, &mut obj, params, &mut warnings)?;
+    if target
+        .res
+        .version(&target.version)
+        .is_some_and(|v| v.status)
+        && !target.res.builtin
+    {
+        obj.as_object_mut().map(|o| o.remove("status"));
+    }
+    super::builtins::on_create(&target.res, &mut obj);
+    let manager = field_manager(params, headers, "Update");
+    patch::record_update(None, &mut obj, &manager, &NoSchema);
+    let created = app.store.create(
+        &target.res,
+        target.namespace.as_deref().unwrap_or(""),
+        obj,
+        dry_run,
+    )?;
+    if !dry_run {
+        super::builtins::after_create(app, &target.res, &created)?;
+    }
+    let created = if dry_run {
+        created
+    } else {
+        app.store
+            .get(
+                &target.res,
+                target.namespace.as_deref().unwrap_or(""),
+                created["metadata"]["name"].as_str().unwrap_or_default(),
+            )
+            .unwrap_or(created)
+    };
+    Ok(json_response(
+        StatusCode::CREATED,
+        &output(&target.res, &target.version, created),
+        &warnings,
+    ))
+}
+
+fn field_manager(params: &Params, headers: &HeaderMap, operation: &str) -> FieldManager {
+    let manager = params.get("fieldManager").cloned().unwrap_or_else(|| {
+        headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ua| ua.split('/').next())
+            .unwrap_or("unknown")
+            .to_owned()
+    });
+    let _ = operation;
+    FieldManager {
+        manager,
+        api_version: String::new(),
+        subresource: String::new(),
+        time: k8s_openapi::jiff::Timestamp::now().to_string(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn update(
+    app: &Arc<App>,
+    target: &Target,
+    name: &str,
+    sub: Option<&str>,
+    headers: &HeaderMap,
+    params: &Params,
+    body: &Bytes,
+    dry_run: bool,
+    mut warnings: Vec<String>,
+) -> Result<Response, ApiError> {
+    let mut obj = parse_body(headers, body)?;
+    if obj["metadata"]["name"].as_str().is_some_and(|n| n != name) {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            obj["metadata"]["name"].as_str().unwrap_or_default()
+        )));
+    }
+    if sub == Some("scale") {
+        return write_scale(app, target, name, |_| Ok(obj.clone()), dry_run, &warnings);
+    }
+    let rv = obj["metadata"]["resourceVersion"]
+        .as_str()
+        .map(str::to_owned);
+    if rv.is_none() && !target.res.unconditional_update {
+        return Err(ApiError::invalid(
+            &target.res.kind,
+            &target.res.group,
+            name,
+            &[(
+                "metadata.resourceVersion".into(),
+                "FieldValueInvalid",
+                "Invalid value: 0x0: must be specified for an update".into(),
+            )],
+        ));
+    }
+    obj["metadata"]["name"] = json!(name);
+    admit(app, target, &mut obj, params, &mut warnings)?;
+    let mut manager = field_manager(params, headers, "Update");
+    manager.subresource = sub.unwrap_or_default().to_owned();
+    let ns = target.namespace.clone().unwrap_or_default();
+    let res = target.res.clone();
+    let updated = app
+        .store
+        .update(&target.res, &ns, name, sub, dry_run, |old| {
+            if let Some(rv) = &rv
+                && old["metadata"]["resourceVersion"].as_str() != Some(rv.as_str())
+            {
+                return Err(ApiError::conflict(&res.plural, &res.group, name));
+            }
+            let mut new = obj;
+            patch::record_update(Some(old), &mut new, &manager, &NoSchema);
+            Ok(new)
+        })?;
+    super::builtins::after_update(app, &target.res, &updated);
+    Ok(json_response(
+        StatusCode::OK,
+        &output(&target.res, &target.version, updated),
+        &warnings,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn patch(
+    app: &Arc<App>,
+    target: &Target,
+    name: &str,
+    sub: Option<&str>,
+    headers: &HeaderMap,
+    params: &Params,
+    body: &Bytes,
+    dry_run: bool,
+    mut warnings: Vec<String>,
+) -> Result<Response, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let kind = PatchType::from_content_type(ct)
+        .ok_or_else(|| ApiError::unsupported_patch(target.res.builtin))?;
+    if kind == PatchType::StrategicMerge && !target.res.builtin {
+        return Err(ApiError::unsupported_patch(false));
+    }
+    if params.get("force").is_some_and(|f| f == "true") && kind != PatchType::Apply {
+        return Err(ApiError::invalid_message(
+            "force: Invalid value: true: may not be specified for non-apply patch",
+        ));
+    }
+    let patch_body: Value = if kind == PatchType::Apply {
+        let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        serde_saphyr::from_str(text)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
+    };
+    let mut manager = field_manager(params, headers, "Update");
+    manager.subresource = sub.unwrap_or_default().to_owned();
+    if kind == PatchType::Apply {
+        manager.manager = params.get("fieldManager").cloned().ok_or_else(|| ApiError::invalid_message("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"))?;
+    }
+    let ns = target.namespace.clone().unwrap_or_default();
+    if sub == Some("scale") {
+        return write_scale(
+            app,
+            target,
+            name,
+            |scale| apply_patch(kind, scale, &patch_body, &manager, params),
+            dry_run,
+            &warnings,
+        );
+    }
+    // Server-side apply creates a missing object.
+    if kind == PatchType::Apply && app.store.get(&target.res, &ns, name).is_err() {
+        let mut obj = patch_body.clone();
+        obj["metadata"]["name"] = json!(name);
+        admit(app, target, &mut obj, params, &mut warnings)?;
+        super::builtins::on_create(&target.res, &mut obj);
+        obj = patch::server_side_apply(
+            None,
+            &obj,
+            &manager,
+            params.get("force").is_some_and(|f| f == "true"),
+            &NoSchema,
+        )
+        .map_err(patch_error)?;
+        let created = app.store.create(&target.res, &ns, obj, dry_run)?;
+        return Ok(json_response(
+            StatusCode::CREATED,
+            &output(&target.res, &target.version, created),
+            &warnings,
+        ));
+    }
+    let res = target.res.clone();
+    let rv_precondition = patch_body["metadata"]["resourceVersion"]
+        .as_str()
+        .map(str::to_owned);
+    let mut admit_warnings = Vec::new();
+    let updated = app
+        .store
+        .update(&target.res, &ns, name, sub, dry_run, |old| {
+            if let Some(rv) = &rv_precondition
+                && old["metadata"]["resourceVersion"].as_str() != Some(rv.as_str())
+            {
+                return Err(ApiError::conflict(&res.plural, &res.group, name));
+            }
+            let current = output(&res, &target.version, old.clone());
+            let mut new = apply_patch(kind, &current, &patch_body, &manager, params)?;
+            admit(app, target, &mut new, params, &mut admit_warnings)?;
+            Ok(new)
+        })?;
+    warnings.extend(admit_warnings);
+    super::builtins::after_update(app, &target.res, &updated);
+    Ok(json_response(
+        StatusCode::OK,
+        &output(&target.res, &target.version, updated),
+        &warnings,
+    ))
+}
+
+struct NoSchema;
+
+impl patch::FieldSchema for NoSchema {
+    fn list_semantics(&self, _path: &[&str]) -> patch::ListSemantics {
+        patch::ListSemantics::Atomic
+    }
+}
+
+fn patch_error(e: patch::PatchError) -> ApiError {
+    match e {
+        patch::PatchError::Malformed(m) => ApiError::bad_request(m),
+        patch::PatchError::ApplyConflict { conflicts } => {
+            let causes: Vec<String> = conflicts
+                .iter()
+                .map(|(m, f)| format!("conflict with \"{m}\": {f}"))
+                .collect();
+            ApiError {
+                code: 409,
+                reason: "Conflict",
+                message: format!(
+                    "Apply failed with {} conflict(s): {}",
+                    conflicts.len(),
+                    causes.join(", ")
+                ),
+                details: None,
+            }
+        }
+        other => ApiError::invalid_message(other.to_string()),
+    }
+}
+
+fn apply_patch(
+    kind: PatchType,
+    current: &Value,
+    body: &Value,
+    manager: &FieldManager,
+    params: &Params,
+) -> Result<Value, ApiError> {
+    match kind {
+        PatchType::Merge => Ok(patch::merge_patch(current, body)),
+        PatchType::Json => patch::json_patch(current, body).map_err(patch_error),
+        PatchType::StrategicMerge => {
+            patch::strategic_merge_patch(current, body, &NoSchema).map_err(patch_error)
+        }
+        PatchType::Apply => patch::server_side_apply(
+            Some(current),
+            body,
+            manager,
+            params.get("force").is_some_and(|f| f == "true"),
+            &NoSchema,
+        )
+        .map_err(patch_error),
+    }
+}
+
+fn json_path_get<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    path.trim_start_matches('.')
+        .split('.')
+        .try_fold(obj, |v, k| v.get(k))
+}
+
+fn json_path_set(obj: &mut Value, path: &str, value: Value) {
+    let parts: Vec<&str> = path.trim_start_matches('.').split('.').collect();
+    let mut cur = obj;
+    for (i, p) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            cur[*p] = value;
+            return;
+        }
+        if !cur[*p].is_object() {
+            cur[*p] = json!({});
+        }
+        cur = &mut cur[*p];
+    }
+}
+
+fn scale_of(target: &Target, obj: &Value) -> Result<Value, ApiError> {
+    let scale = target
+        .res
+        .version(&target.version)
+        .and_then(|v| v.scale.clone())
+        .ok_or_else(ApiError::no_route)?;
+    let m = &obj["metadata"];
+    let mut status = json!({"replicas": json_path_get(obj, &scale.status_replicas).and_then(Value::as_i64).unwrap_or(0)});
+    if let Some(sel) = scale
+        .label_selector
+        .as_deref()
+        .and_then(|p| json_path_get(obj, p))
+        .and_then(Value::as_str)
+    {
+        status["selector"] = json!(sel);
+    }
+    Ok(json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": m["name"], "namespace": m["namespace"], "uid": m["uid"], "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"]},
+        "spec": {"replicas": json_path_get(obj, &scale.spec_replicas).and_then(Value::as_i64).unwrap_or(0)},
+        "status": status,
+    }))
+}
+
+fn write_scale(
+    app: &Arc<App>,
+    target: &Target,
+    name: &str,
+    change: impl FnOnce(&Value) -> Result<Value, ApiError>,
+    dry_run: bool,
+    warnings: &[String],
+) -> Result<Response, ApiError> {
+    let scale_paths = target
+        .res
+        .version(&target.version)
+        .and_then(|v| v.scale.clone())
+        .ok_or_else(ApiError::no_route)?;
+    let ns = target.namespace.clone().unwrap_or_default();
+    let current = app.store.get(&target.res, &ns, name)?;
+    let new_scale = change(&scale_of(target, &current)?)?;
+    let replicas = new_scale["spec"]["replicas"]
+        .as_i64()
+        .ok_or_else(|| ApiError::bad_request("spec.replicas is required"))?;
+    let updated = app
+        .store
+        .update(&target.res, &ns, name, None, dry_run, |old| {
+            let mut new = old.clone();
+            json_path_set(&mut new, &scale_paths.spec_replicas, json!(replicas));
+            Ok(new)
+        })?;
+    Ok(json_response(
+        StatusCode::OK,
+        &scale_of(target, &updated)?,
+        warnings,
+    ))
+}
+
+fn selectors(target: &Target, params: &Params) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let labels = LabelSelector::parse(
+        params
+            .get("labelSelector")
+            .map(String::as_str)
+            .unwrap_or(""),
+    )
+    .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(
+        params
+            .get("fieldSelector")
+            .map(String::as_str)
+            .unwrap_or(""),
+        &target.res.field_selectors(),
+    )
+    .map_err(ApiError::bad_request)?;
+    Ok((labels, fields))
+}
+
+fn list(
+    app: &Arc<App>,
+    target: &Target,
+    params: &Params,
+    accept: &str,
+    warnings: &[String],
+) -> Result<Response, ApiError> {
+    if params.contains_key("resourceVersionMatch")
+        && params.get("resourceVersion").is_none_or(|r| r.is_empty())
+    {
+        return Err(ApiError::invalid_message(
+            "resourceVersionMatch is forbidden unless resourceVersion is provided",
+        ));
+    }
+    if params.contains_key("sendInitialEvents") {
+        return Err(ApiError::invalid_message(
+            "sendInitialEvents is forbidden for list",
+        ));
+    }
+    let (labels, fields) = selectors(target, params)?;
+    let (items, rv) = app.store.list(&target.res, target.namespace.as_deref());
+    let mut items: Vec<Value> = items
+        .into_iter()
+        .filter(|o| labels.matches(o["metadata"].get("labels")) && fields.matches(o))
+        .map(|o| output(&target.res, &target.version, o))
+        .collect();
+    // Pagination: the continue token is the offset, valid for the list resourceVersion.
+    let start: usize = match params.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => token
+            .split_once(':')
+            .and_then(|(_, off)| off.parse().ok())
+            .ok_or_else(|| ApiError::bad_request("invalid continue token"))?,
+        None => 0,
+    };
+    let limit: usize = params
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX);
+    let total = items.len();
+    items = items.into_iter().skip(start).take(limit).collect();
+    let next = start.saturating_add(items.len());
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if next < total {
+        metadata["continue"] = json!(format!("{rv}:{next}"));
+        metadata["remainingItemCount"] = json!(total - next);
+    }
+    if accept.contains("as=Table") {
+        return Ok(json_response(
+            StatusCode::OK,
+            &table::table(
+                target,
+                &items,
+                metadata.get("continue").and_then(Value::as_str),
+                rv,
+            ),
+            warnings,
+        ));
+    }
+    let list = json!({"kind": target.res.list_kind, "apiVersion": target.res.api_version(&target.version), "metadata": metadata, "items": items});
+    Ok(json_response(StatusCode::OK, &list, warnings))
+}
+
+fn delete_options(params: &Params, body: &Bytes, dry_run: bool) -> Result<DeleteOptions, ApiError> {
+    let b: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+    };
+    let orphan = b["orphanDependents"]
+        .as_bool()
+        .or_else(|| params.get("orphanDependents").map(|v| v == "true"));
+    let propagation = b["propagationPolicy"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| params.get("propagationPolicy").cloned())
+        .or_else(|| {
+            orphan.map(|o| {
+                if o {
+                    "Orphan".into()
+                } else {
+                    "Background".into()
+                }
+            })
+        });
+    if let Some(p) = &propagation
+        && !matches!(p.as_str(), "Background" | "Foreground" | "Orphan")
+    {
+        return Err(ApiError::invalid_message(format!(
+            "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Background\", \"Foreground\", \"Orphan\""
+        )));
+    }
+    let dry_run = dry_run
+        || b["dryRun"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x == "All"));
+    Ok(DeleteOptions {
+        propagation,
+        uid: b["preconditions"]["uid"].as_str().map(str::to_owned),
+        resource_version: b["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(str::to_owned),
+        dry_run,
+    })
+}
+
+fn delete(
+    app: &Arc<App>,
+    target: &Target,
+    name: &str,
+    params: &Params,
+    body: &Bytes,
+    dry_run: bool,
+    warnings: &[String],
+) -> Result<Response, ApiError> {
+    let opts = delete_options(params, body, dry_run)?;
+    match app.store.delete(
+        &target.res,
+        target.namespace.as_deref().unwrap_or(""),
+        name,
+        &opts,
+    )? {
+        Deletion::Removed(obj) if !target.res.builtin => {
+            let uid = obj["metadata"]["uid"].as_str().unwrap_or_default();
+            Ok(json_response(
+                StatusCode::OK,
+                &success_status(&target.res.plural, &target.res.group, name, uid),
+                warnings,
+            ))
+        }
+        Deletion::Removed(obj) | Deletion::Pending(obj) => Ok(json_response(
+            StatusCode::OK,
+            &output(&target.res, &target.version, obj),
+            warnings,
+        )),
+    }
+}
+
+fn delete_collection(
+    app: &Arc<App>,
+    target: &Target,
+    params: &Params,
+    body: &Bytes,
+    dry_run: bool,
+    warnings: &[String],
+) -> Result<Response, ApiError> {
+    let opts = delete_options(params, body, dry_run)?;
+    let (labels, fields) = selectors(target, params)?;
+    let (items, rv) = app.store.list(&target.res, target.namespace.as_deref());
+    let mut deleted = Vec::new();
+    for o in items
+        .into_iter()
+        .filter(|o| labels.matches(o["metadata"].get("labels")) && fields.matches(o))
+    {
+        let ns = o["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let name = o["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        match app.store.delete(&target.res, &ns, &name, &opts) {
+            Ok(Deletion::Removed(obj) | Deletion::Pending(obj)) => {
+                deleted.push(output(&target.res, &target.version, obj))
+            }
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let list = json!({"kind": target.res.list_kind, "apiVersion": target.res.api_version(&target.version), "metadata": {"resourceVersion": rv.to_string()}, "items": deleted});
+    Ok(json_response(StatusCode::OK, &list, warnings))
+}

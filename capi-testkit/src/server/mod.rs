@@ -1,0 +1,130 @@
+//! An in-memory Kubernetes API server for tests and demos: what kube-rs, kubectl and
+//! controllers observe of kube-apiserver (apiserver-semantics.md), plus the garbage collector
+//! and namespace controller a real control plane runs beside it.
+//!
+//! Most users want [`crate::env::TestEnv`]; this module is the engine:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let server = capi_testkit::server::Server::new();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! let addr = listener.local_addr().unwrap();
+//! let handle = server.serve(listener);
+//! let body = reqwest_free_get(addr).await;
+//! assert!(body.contains("APIVersions"));
+//! handle.abort();
+//! # }
+//! # async fn reqwest_free_get(addr: std::net::SocketAddr) -> String {
+//! #     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! #     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+//! #     s.write_all(b"GET /api HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+//! #     let mut out = String::new();
+//! #     s.read_to_string(&mut out).await.unwrap();
+//! #     out
+//! # }
+//! ```
+
+mod builtins;
+mod discovery;
+pub mod errors;
+pub mod faults;
+mod gc;
+mod handlers;
+pub mod resources;
+pub mod selectors;
+pub mod store;
+mod table;
+mod watch;
+
+use std::sync::Arc;
+
+use axum::Router;
+use serde_json::json;
+
+use faults::Faults;
+use store::Store;
+
+/// Shared by every request.
+#[derive(Debug)]
+pub(crate) struct App {
+    pub store: Arc<Store>,
+    pub faults: Arc<Faults>,
+    pub address: String,
+}
+
+/// The server: a store, its in-server controllers, and the HTTP routes.
+#[derive(Debug, Clone)]
+pub struct Server {
+    store: Arc<Store>,
+    faults: Arc<Faults>,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Server {
+    /// A server with the `default`, `kube-system`, `kube-public` and `kube-node-lease` namespaces,
+    /// keeping the last 100,000 events for watches.
+    pub fn new() -> Self {
+        Self::with_history(100_000)
+    }
+
+    /// A server keeping `history` events for resumed watches.
+    pub fn with_history(history: usize) -> Self {
+        let (store, rx) = Store::new(history);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(gc::run(Arc::downgrade(&store), rx));
+        } else {
+            // No runtime yet: the collector starts with the first served request's runtime.
+            std::mem::forget(rx);
+        }
+        let namespaces = store.lock().registry.get("", "namespaces").cloned();
+        if let Some(ns) = namespaces {
+            for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+                let _ = store.create(&ns, "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}), false);
+            }
+        }
+        Self {
+            store,
+            faults: Arc::new(Faults::default()),
+        }
+    }
+
+    /// The store (for tests that look underneath the API).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Fault-injection rules.
+    pub fn faults(&self) -> &Arc<Faults> {
+        &self.faults
+    }
+
+    /// The HTTP routes, as a tower service (usable with no socket: `kube::Client::new(router, ns)`).
+    pub fn router(&self, address: &str) -> Router {
+        let app = Arc::new(App {
+            store: self.store.clone(),
+            faults: self.faults.clone(),
+            address: address.to_owned(),
+        });
+        Router::new().fallback(handlers::dispatch).with_state(app)
+    }
+
+    /// Serves on `listener` until the returned task is aborted.
+    pub fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
+        let address = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let router = self.router(&address);
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "API server stopped");
+            }
+        })
+    }
+}

@@ -1,0 +1,898 @@
+//! The object store: one global resourceVersion, server-owned metadata, no-op detection,
+//! deletion with finalizers, a bounded event history and the broadcast watches read.
+//!
+//! Every operation runs under one lock, so each write is atomic and events are totally ordered
+//! by resourceVersion, as etcd orders them.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+use super::errors::ApiError;
+use super::resources::{Registry, Resource};
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Created.
+    Added,
+    /// Changed.
+    Modified,
+    /// Removed.
+    Deleted,
+}
+
+impl EventType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as watches see it.
+#[derive(Debug, Clone)]
+pub struct WatchEvent {
+    /// The resourceVersion of the change.
+    pub rv: u64,
+    /// Group of the object.
+    pub group: String,
+    /// Plural of the object.
+    pub plural: String,
+    /// Namespace (`""` for cluster-scoped).
+    pub namespace: String,
+    /// What happened.
+    pub type_: EventType,
+    /// The object after the change (before it, for deletions), in the storage version.
+    pub object: Value,
+    /// The object before the change (for selector transitions).
+    pub old: Option<Value>,
+}
+
+/// Work for the controllers inside the server (garbage collector, namespace controller).
+#[derive(Debug, Clone)]
+pub enum Housekeeping {
+    /// An object with this uid is gone: collect its dependents.
+    OwnerGone(String),
+    /// An owner is being deleted in the foreground.
+    Foreground(ObjectKey),
+    /// An owner is being deleted orphaning its dependents.
+    Orphan(ObjectKey),
+    /// A namespace is terminating: empty it, then finalize it.
+    Namespace(String),
+    /// A CRD is being deleted: delete its objects, then the CRD.
+    Crd(String),
+}
+
+/// Where an object lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectKey {
+    /// API group.
+    pub group: String,
+    /// Plural resource.
+    pub plural: String,
+    /// Namespace (`""` for cluster-scoped).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+type Key = (String, String);
+
+/// Everything behind the lock.
+#[derive(Debug)]
+pub struct State {
+    /// The last resourceVersion handed out.
+    pub rv: u64,
+    /// Served resources.
+    pub registry: Registry,
+    objects: HashMap<Key, BTreeMap<Key, Value>>,
+    history: VecDeque<Arc<WatchEvent>>,
+    history_cap: usize,
+    /// The oldest resourceVersion a watch may start after.
+    pub compacted_rv: u64,
+}
+
+/// The store.
+#[derive(Debug)]
+pub struct Store {
+    state: Mutex<State>,
+    events: broadcast::Sender<Arc<WatchEvent>>,
+    housekeeping: mpsc::UnboundedSender<Housekeeping>,
+}
+
+/// How a delete ended.
+#[derive(Debug)]
+pub enum Deletion {
+    /// Gone now (the last state).
+    Removed(Value),
+    /// Marked for deletion, waiting for finalizers (the updated object).
+    Pending(Value),
+}
+
+/// Options of a DELETE.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// Background, Foreground, Orphan.
+    pub propagation: Option<String>,
+    /// Precondition on uid.
+    pub uid: Option<String>,
+    /// Precondition on resourceVersion.
+    pub resource_version: Option<String>,
+    /// Do not persist.
+    pub dry_run: bool,
+}
+
+fn now() -> String {
+    let t = k8s_openapi::jiff::Timestamp::now();
+    k8s_openapi::jiff::Timestamp::from_second(t.as_second())
+        .unwrap_or(t)
+        .to_string()
+}
+
+fn new_uid() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut bytes = [0u8; 16];
+    for chunk in bytes.chunks_mut(8) {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        chunk.copy_from_slice(&h.finish().to_le_bytes()[..chunk.len()]);
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let uid = new_uid();
+    uid.bytes()
+        .filter(u8::is_ascii_hexdigit)
+        .take(5)
+        .map(|b| ALPHABET[usize::from(b) % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// The part of an object that decides `generation`: everything but metadata (and status when
+/// the status subresource is on).
+fn generation_relevant(obj: &Value, status_subresource: bool) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.as_object_mut() {
+        for k in ["metadata", "apiVersion", "kind"] {
+            m.remove(k);
+        }
+        if status_subresource {
+            m.remove("status");
+        }
+    }
+    o
+}
+
+fn meta_str<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj["metadata"][key].as_str()
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    obj["metadata"]["finalizers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.as_str().map(str::to_owned))
+        .collect()
+}
+
+impl Store {
+    /// An empty store with the built-in kinds; `history_cap` events are kept for watches.
+    pub fn new(history_cap: usize) -> (Arc<Self>, mpsc::UnboundedReceiver<Housekeeping>) {
+        let (events, _) = broadcast::channel(65_536);
+        let (housekeeping, rx) = mpsc::unbounded_channel();
+        // Start high so that a client outliving a restart gets 410s instead of silence.
+        let start = 1000;
+        let store = Arc::new(Self {
+            state: Mutex::new(State {
+                rv: start,
+                registry: Registry::new(),
+                objects: HashMap::new(),
+                history: VecDeque::new(),
+                history_cap,
+                compacted_rv: start,
+            }),
+            events,
+            housekeeping,
+        });
+        (store, rx)
+    }
+
+    /// The lock (poisoning is survivable: the state is always consistent between statements).
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new subscription to every event after the current resourceVersion.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<WatchEvent>> {
+        self.events.subscribe()
+    }
+
+    /// Schedules work for the in-server controllers.
+    pub fn schedule(&self, work: Housekeeping) {
+        let _ = self.housekeeping.send(work);
+    }
+
+    /// Forgets all history (tests of relist paths: the next resumed watch gets 410).
+    pub fn compact(&self) {
+        let mut s = self.lock();
+        s.history.clear();
+        s.compacted_rv = s.rv;
+    }
+
+    fn emit(&self, state: &mut State, event: WatchEvent) {
+        let event = Arc::new(event);
+        state.history.push_back(event.clone());
+        while state.history.len() > state.history_cap {
+            if let Some(e) = state.history.pop_front() {
+                state.compacted_rv = e.rv;
+            }
+        }
+        let _ = self.events.send(event);
+    }
+
+    /// Creates an object (already decoded, defaulted and validated) in the storage version.
+    pub fn create(
+        &self,
+        res: &Resource,
+        namespace: &str,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let mut s = self.lock();
+        if res.namespaced {
+            self.check_namespace(&s, namespace)?;
+        }
+        let key = (res.group.clone(), res.plural.clone());
+        let mut name = meta_str(&obj, "name").unwrap_or_default().to_owned();
+        if name.is_empty() {
+            let prefix = meta_str(&obj, "generateName").unwrap_or_default();
+            if prefix.is_empty() {
+                return Err(ApiError::invalid(
+                    &res.kind,
+                    &res.group,
+                    "",
+                    &[(
+                        "metadata.name".into(),
+                        "FieldValueRequired",
+                        "Required value: name or generateName is required".into(),
+                    )],
+                ));
+            }
+            let prefix: String = prefix.chars().take(58).collect();
+            name = (0..8)
+                .map(|_| format!("{prefix}{}", random_suffix()))
+                .find(|n| {
+                    !s.objects
+                        .get(&key)
+                        .is_some_and(|m| m.contains_key(&(namespace.to_owned(), n.clone())))
+                })
+                .unwrap_or_default();
+        }
+        let id = (namespace.to_owned(), name.clone());
+        if s.objects.get(&key).is_some_and(|m| m.contains_key(&id)) {
+            return Err(ApiError::already_exists(&res.plural, &res.group, &name));
+        }
+        let m = obj
+            .as_object_mut()
+            .and_then(|o| {
+                o.entry("metadata")
+                    .or_insert_with(|| json!({}))
+                    .as_object_mut()
+            })
+            .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+        m.insert("name".into(), json!(name));
+        if res.namespaced {
+            m.insert("namespace".into(), json!(namespace));
+        } else {
+            m.remove("namespace");
+        }
+        for k in [
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ] {
+            m.remove(k);
+        }
+        m.insert("uid".into(), json!(new_uid()));
+        m.insert("creationTimestamp".into(), json!(now()));
+        if !res.builtin || res.plural == "customresourcedefinitions" {
+            m.insert("generation".into(), json!(1));
+        } else {
+            m.remove("generation");
+        }
+        if dry_run {
+            m.remove("resourceVersion");
+            return Ok(obj);
+        }
+        s.rv += 1;
+        let rv = s.rv;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        s.objects.entry(key).or_default().insert(id, obj.clone());
+        self.emit(
+            &mut s,
+            WatchEvent {
+                rv,
+                group: res.group.clone(),
+                plural: res.plural.clone(),
+                namespace: namespace.to_owned(),
+                type_: EventType::Added,
+                object: obj.clone(),
+                old: None,
+            },
+        );
+        Ok(obj)
+    }
+
+    fn check_namespace(&self, s: &State, namespace: &str) -> Result<(), ApiError> {
+        let ns = s
+            .objects
+            .get(&(String::new(), "namespaces".to_owned()))
+            .and_then(|m| m.get(&(String::new(), namespace.to_owned())));
+        match ns {
+            None => Err(ApiError::not_found("namespaces", "", namespace)),
+            Some(n) if n["metadata"]["deletionTimestamp"].is_string() => Err(ApiError::forbidden(
+                format!(
+                    "unable to create new content in namespace {namespace} because it is being terminated"
+                ),
+                Some(
+                    json!({"name": namespace, "kind": "namespaces", "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {namespace} is being terminated"), "field": "metadata.namespace"}]}),
+                ),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// The stored object.
+    pub fn get(&self, res: &Resource, namespace: &str, name: &str) -> Result<Value, ApiError> {
+        let s = self.lock();
+        s.objects
+            .get(&(res.group.clone(), res.plural.clone()))
+            .and_then(|m| m.get(&(namespace.to_owned(), name.to_owned())))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&res.plural, &res.group, name))
+    }
+
+    /// All objects of a resource (in a namespace, or all), sorted, with the list resourceVersion.
+    pub fn list(&self, res: &Resource, namespace: Option<&str>) -> (Vec<Value>, u64) {
+        let s = self.lock();
+        let items = s
+            .objects
+            .get(&(res.group.clone(), res.plural.clone()))
+            .map(|m| {
+                m.iter()
+                    .filter(|((ns, _), _)| namespace.is_none_or(|n| n == ns))
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        (items, s.rv)
+    }
+
+    /// Every object of every resource in a namespace (the namespace controller empties it).
+    pub fn namespace_contents(&self, namespace: &str) -> Vec<(Resource, String)> {
+        let s = self.lock();
+        let mut out = Vec::new();
+        for ((group, plural), objs) in &s.objects {
+            let Some(res) = s.registry.get(group, plural) else {
+                continue;
+            };
+            for (ns, name) in objs.keys() {
+                if ns == namespace {
+                    out.push((res.clone(), name.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every object whose ownerReferences name `uid`.
+    pub fn dependents_of(&self, uid: &str) -> Vec<(Resource, Value)> {
+        let s = self.lock();
+        let mut out = Vec::new();
+        for ((group, plural), objs) in &s.objects {
+            let Some(res) = s.registry.get(group, plural) else {
+                continue;
+            };
+            for obj in objs.values() {
+                if obj["metadata"]["ownerReferences"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|o| o["uid"] == uid)
+                {
+                    out.push((res.clone(), obj.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether any stored object has this uid.
+    pub fn uid_exists(&self, uid: &str) -> bool {
+        let s = self.lock();
+        s.objects
+            .values()
+            .any(|m| m.values().any(|o| o["metadata"]["uid"] == uid))
+    }
+
+    /// Replaces an object through `change`, which gets the stored object and returns the new one.
+    /// Server-owned metadata is kept, status rules applied, `generation` maintained; a result
+    /// equal to the stored object changes nothing. Removing the last finalizer of a deleting
+    /// object deletes it.
+    pub fn update(
+        &self,
+        res: &Resource,
+        namespace: &str,
+        name: &str,
+        subresource: Option<&str>,
+        dry_run: bool,
+        change: impl FnOnce(&Value) -> Result<Value, ApiError>,
+    ) -> Result<Value, ApiError> {
+        let mut s = self.lock();
+        let key = (res.group.clone(), res.plural.clone());
+        let id = (namespace.to_owned(), name.to_owned());
+        let old = s
+            .objects
+            .get(&key)
+            .and_then(|m| m.get(&id))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&res.plural, &res.group, name))?;
+        let mut new = change(&old)?;
+        let status_sub = res.version(res.storage_version()).is_some_and(|v| v.status);
+        // Status rules: the main resource ignores status, /status ignores everything else.
+        match subresource {
+            Some("status") => {
+                let status = new.get("status").cloned();
+                new = old.clone();
+                match status {
+                    Some(st) => new["status"] = st,
+                    None => {
+                        new.as_object_mut().map(|o| o.remove("status"));
+                    }
+                }
+            }
+            _ if status_sub => match old.get("status") {
+                Some(st) => new["status"] = st.clone(),
+                None => {
+                    new.as_object_mut().map(|o| o.remove("status"));
+                }
+            },
+            _ => {}
+        }
+        // Server-owned metadata.
+        let keep = [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "name",
+            "namespace",
+            "generation",
+        ];
+        {
+            let m = new
+                .as_object_mut()
+                .and_then(|o| {
+                    o.entry("metadata")
+                        .or_insert_with(|| json!({}))
+                        .as_object_mut()
+                })
+                .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+            for k in keep {
+                match old["metadata"].get(k) {
+                    Some(v) => {
+                        m.insert(k.into(), v.clone());
+                    }
+                    None => {
+                        m.remove(k);
+                    }
+                }
+            }
+            m.insert(
+                "resourceVersion".into(),
+                old["metadata"]["resourceVersion"].clone(),
+            );
+        }
+        let deleting = old["metadata"]["deletionTimestamp"].is_string();
+        if deleting {
+            let before = finalizers(&old);
+            if let Some(added) = finalizers(&new).into_iter().find(|f| !before.contains(f)) {
+                return Err(ApiError::invalid(
+                    &res.kind,
+                    &res.group,
+                    name,
+                    &[(
+                        "metadata.finalizers".into(),
+                        "FieldValueForbidden",
+                        format!(
+                            "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{\"{added}\"}}"
+                        ),
+                    )],
+                ));
+            }
+        }
+        if old["metadata"]["generation"].is_i64()
+            && generation_relevant(&old, status_sub) != generation_relevant(&new, status_sub)
+        {
+            let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+            new["metadata"]["generation"] = json!(g);
+        }
+        if new == old {
+            return Ok(old);
+        }
+        if dry_run {
+            return Ok(new);
+        }
+        s.rv += 1;
+        let rv = s.rv;
+        new["metadata"]["resourceVersion"] = json!(rv.to_string());
+        if deleting && finalizers(&new).is_empty() {
+            s.objects.get_mut(&key).map(|m| m.remove(&id));
+            self.emit(
+                &mut s,
+                WatchEvent {
+                    rv,
+                    group: res.group.clone(),
+                    plural: res.plural.clone(),
+                    namespace: namespace.to_owned(),
+                    type_: EventType::Deleted,
+                    object: new.clone(),
+                    old: Some(old),
+                },
+            );
+            drop(s);
+            self.after_removal(res, &new);
+            return Ok(new);
+        }
+        s.objects.entry(key).or_default().insert(id, new.clone());
+        self.emit(
+            &mut s,
+            WatchEvent {
+                rv,
+                group: res.group.clone(),
+                plural: res.plural.clone(),
+                namespace: namespace.to_owned(),
+                type_: EventType::Modified,
+                object: new.clone(),
+                old: Some(old),
+            },
+        );
+        Ok(new)
+    }
+
+    fn after_removal(&self, res: &Resource, obj: &Value) {
+        if let Some(uid) = meta_str(obj, "uid") {
+            self.schedule(Housekeeping::OwnerGone(uid.to_owned()));
+        }
+        if res.group == "apiextensions.k8s.io" && res.plural == "customresourcedefinitions" {
+            let mut s = self.lock();
+            let group = obj["spec"]["group"].as_str().unwrap_or_default().to_owned();
+            let plural = obj["spec"]["names"]["plural"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            s.registry.remove(&group, &plural);
+            s.objects.remove(&(group, plural));
+        }
+    }
+
+    /// Deletes an object: marks it (finalizers, foreground/orphan propagation) or removes it.
+    pub fn delete(
+        &self,
+        res: &Resource,
+        namespace: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Deletion, ApiError> {
+        let mut s = self.lock();
+        let key = (res.group.clone(), res.plural.clone());
+        let id = (namespace.to_owned(), name.to_owned());
+        let old = s
+            .objects
+            .get(&key)
+            .and_then(|m| m.get(&id))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&res.plural, &res.group, name))?;
+        if let Some(uid) = &opts.uid
+            && meta_str(&old, "uid") != Some(uid.as_str())
+        {
+            return Err(ApiError::conflict_message(
+                &res.plural,
+                &res.group,
+                name,
+                format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta_str(&old, "uid").unwrap_or_default()
+                ),
+            ));
+        }
+        if let Some(rv) = &opts.resource_version
+            && meta_str(&old, "resourceVersion") != Some(rv.as_str())
+        {
+            return Err(ApiError::conflict_message(
+                &res.plural,
+                &res.group,
+                name,
+                format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    meta_str(&old, "resourceVersion").unwrap_or_default()
+                ),
+            ));
+        }
+        if res.group.is_empty()
+            && res.plural == "namespaces"
+            && ["default", "kube-system", "kube-public"].contains(&name)
+        {
+            return Err(ApiError::forbidden(
+                format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+                Some(json!({"name": name, "kind": "namespaces"})),
+            ));
+        }
+        let mut fins = finalizers(&old);
+        let propagation = opts.propagation.as_deref().unwrap_or("Background");
+        let gc_finalizer = match propagation {
+            "Foreground" => Some("foregroundDeletion"),
+            "Orphan" => Some("orphan"),
+            _ => None,
+        };
+        if let Some(f) = gc_finalizer
+            && !fins.iter().any(|x| x == f)
+            && old["metadata"]["deletionTimestamp"].is_null()
+        {
+            fins.push(f.to_owned());
+        }
+        let is_namespace = res.group.is_empty() && res.plural == "namespaces";
+        let is_crd =
+            res.group == "apiextensions.k8s.io" && res.plural == "customresourcedefinitions";
+        let pending = !fins.is_empty() || is_namespace || is_crd;
+        if opts.dry_run {
+            return Ok(if pending {
+                Deletion::Pending(old)
+            } else {
+                Deletion::Removed(old)
+            });
+        }
+        if !pending {
+            s.rv += 1;
+            let rv = s.rv;
+            let mut gone = old.clone();
+            gone["metadata"]["resourceVersion"] = json!(rv.to_string());
+            s.objects.get_mut(&key).map(|m| m.remove(&id));
+            self.emit(
+                &mut s,
+                WatchEvent {
+                    rv,
+                    group: res.group.clone(),
+                    plural: res.plural.clone(),
+                    namespace: namespace.to_owned(),
+                    type_: EventType::Deleted,
+                    object: gone.clone(),
+                    old: Some(old),
+                },
+            );
+            drop(s);
+            self.after_removal(res, &gone);
+            return Ok(Deletion::Removed(gone));
+        }
+        if old["metadata"]["deletionTimestamp"].is_string() && finalizers(&old) == fins {
+            return Ok(Deletion::Pending(old));
+        }
+        let mut new = old.clone();
+        new["metadata"]["deletionTimestamp"] = json!(now());
+        new["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        if fins.is_empty() {
+            new["metadata"]
+                .as_object_mut()
+                .map(|m| m.remove("finalizers"));
+        } else {
+            new["metadata"]["finalizers"] = json!(fins);
+        }
+        if old["metadata"]["deletionTimestamp"].is_null()
+            && let Some(g) = old["metadata"]["generation"].as_i64()
+            && g > 0
+        {
+            new["metadata"]["generation"] = json!(g + 1);
+        }
+        if is_namespace {
+            new["status"]["phase"] = json!("Terminating");
+        }
+        s.rv += 1;
+        let rv = s.rv;
+        new["metadata"]["resourceVersion"] = json!(rv.to_string());
+        s.objects.entry(key).or_default().insert(id, new.clone());
+        self.emit(
+            &mut s,
+            WatchEvent {
+                rv,
+                group: res.group.clone(),
+                plural: res.plural.clone(),
+                namespace: namespace.to_owned(),
+                type_: EventType::Modified,
+                object: new.clone(),
+                old: Some(old),
+            },
+        );
+        drop(s);
+        let target = ObjectKey {
+            group: res.group.clone(),
+            plural: res.plural.clone(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        match gc_finalizer {
+            Some("foregroundDeletion") => self.schedule(Housekeeping::Foreground(target)),
+            Some(_) => self.schedule(Housekeeping::Orphan(target)),
+            None => {}
+        }
+        if is_namespace {
+            self.schedule(Housekeeping::Namespace(name.to_owned()));
+        }
+        if is_crd {
+            self.schedule(Housekeeping::Crd(name.to_owned()));
+        }
+        Ok(Deletion::Pending(new))
+    }
+
+    /// Removes an object regardless of finalizers (namespace/CRD finalization by the server).
+    pub fn finalize(&self, res: &Resource, namespace: &str, name: &str) {
+        let mut s = self.lock();
+        let key = (res.group.clone(), res.plural.clone());
+        let id = (namespace.to_owned(), name.to_owned());
+        let Some(old) = s.objects.get_mut(&key).and_then(|m| m.remove(&id)) else {
+            return;
+        };
+        s.rv += 1;
+        let rv = s.rv;
+        let mut gone = old.clone();
+        gone["metadata"]["resourceVersion"] = json!(rv.to_string());
+        self.emit(
+            &mut s,
+            WatchEvent {
+                rv,
+                group: res.group.clone(),
+                plural: res.plural.clone(),
+                namespace: namespace.to_owned(),
+                type_: EventType::Deleted,
+                object: gone.clone(),
+                old: Some(old),
+            },
+        );
+        drop(s);
+        self.after_removal(res, &gone);
+    }
+
+    /// Events after `rv` that are still in the history, or `Err(oldest)` when `rv` is too old.
+    pub fn history_after(&self, rv: u64) -> Result<Vec<Arc<WatchEvent>>, u64> {
+        let s = self.lock();
+        if rv < s.compacted_rv {
+            return Err(s.compacted_rv);
+        }
+        Ok(s.history.iter().filter(|e| e.rv > rv).cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(store: &Store, name: &str) {
+        let reg = Registry::new();
+        let res = reg.get("", "namespaces").cloned().unwrap();
+        store
+            .create(&res, "", json!({"metadata": {"name": name}}), false)
+            .unwrap();
+    }
+
+    #[test]
+    fn writes_bump_one_global_counter_and_noops_do_not() {
+        let (store, _rx) = Store::new(100);
+        ns(&store, "default");
+        let res = Registry::new().get("", "configmaps").cloned().unwrap();
+        let a = store
+            .create(
+                &res,
+                "default",
+                json!({"metadata": {"name": "a"}, "data": {"k": "v"}}),
+                false,
+            )
+            .unwrap();
+        let rv_a: u64 = a["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let same = store
+            .update(&res, "default", "a", None, false, |o| Ok(o.clone()))
+            .unwrap();
+        assert_eq!(
+            same["metadata"]["resourceVersion"],
+            a["metadata"]["resourceVersion"]
+        );
+        let changed = store
+            .update(&res, "default", "a", None, false, |o| {
+                let mut o = o.clone();
+                o["data"]["k"] = json!("w");
+                Ok(o)
+            })
+            .unwrap();
+        assert_eq!(
+            changed["metadata"]["resourceVersion"],
+            json!((rv_a + 1).to_string())
+        );
+        assert_eq!(store.history_after(rv_a).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn finalizers_hold_deletion_and_cannot_grow_while_deleting() {
+        let (store, _rx) = Store::new(100);
+        ns(&store, "default");
+        let res = Registry::new().get("", "configmaps").cloned().unwrap();
+        store
+            .create(
+                &res,
+                "default",
+                json!({"metadata": {"name": "a", "finalizers": ["x/y"]}}),
+                false,
+            )
+            .unwrap();
+        assert!(matches!(
+            store
+                .delete(&res, "default", "a", &DeleteOptions::default())
+                .unwrap(),
+            Deletion::Pending(_)
+        ));
+        let err = store
+            .update(&res, "default", "a", None, false, |o| {
+                let mut o = o.clone();
+                o["metadata"]["finalizers"] = json!(["x/y", "x/z"]);
+                Ok(o)
+            })
+            .unwrap_err();
+        assert_eq!(err.code, 422);
+        store
+            .update(&res, "default", "a", None, false, |o| {
+                let mut o = o.clone();
+                o["metadata"]["finalizers"] = json!([]);
+                Ok(o)
+            })
+            .unwrap();
+        assert_eq!(store.get(&res, "default", "a").unwrap_err().code, 404);
+    }
+
+    #[test]
+    fn missing_namespace_is_not_found() {
+        let (store, _rx) = Store::new(100);
+        let res = Registry::new().get("", "configmaps").cloned().unwrap();
+        let err = store
+            .create(&res, "nope", json!({"metadata": {"name": "a"}}), false)
+            .unwrap_err();
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (404, "namespaces \"nope\" not found")
+        );
+    }
+}

@@ -160,18 +160,27 @@ impl PatchHelper {
         let name = after.meta().name.clone().ok_or(PatchError::Unnamed)?;
 
         let main = merge_diff(&without_status(&self.before), &without_status(&after_json));
+        let mut after_status = after_json.get("status").cloned().unwrap_or(Value::Null);
         if !is_empty_diff(&main) {
-            api.patch(&name, &PatchParams::default(), &Patch::Merge(&main))
+            let written = api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&main))
                 .await
                 .map_err(|source| PatchError::Api {
                     what: "metadata/spec patch",
                     source,
                 })?;
             summary.wrote_main = true;
+            // A spec change bumped the generation: conditions computed during this reconcile
+            // describe the new spec, so they observed the new generation.
+            let old_generation = self.before["metadata"]["generation"].as_i64();
+            if let (Some(old), Some(new)) = (old_generation, written.meta().generation)
+                && new != old
+            {
+                bump_observed_generation(&mut after_status, old, new);
+            }
         }
 
         let before_status = self.before.get("status").cloned().unwrap_or(Value::Null);
-        let after_status = after_json.get("status").cloned().unwrap_or(Value::Null);
         let status_diff = merge_diff(
             &strip_conditions(&before_status),
             &strip_conditions(&after_status),
@@ -279,6 +288,24 @@ impl PatchHelper {
             }
         }
         Err(PatchError::TooManyConflicts { attempts })
+    }
+}
+
+/// Rewrites `observedGeneration: old` to `new` in every condition list of a status.
+fn bump_observed_generation(status: &mut Value, old: i64, new: i64) {
+    for path in CONDITION_PATHS {
+        let Some(list) = path
+            .iter()
+            .try_fold(&mut *status, |v, p| v.get_mut(*p))
+            .and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for c in list {
+            if c.get("observedGeneration").and_then(Value::as_i64) == Some(old) {
+                c["observedGeneration"] = Value::from(new);
+            }
+        }
     }
 }
 

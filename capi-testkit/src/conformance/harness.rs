@@ -80,7 +80,13 @@ impl ProviderUnderTest {
                 Role::InfraMachineTemplate => "InfraMachineTemplate",
                 _ => continue,
             };
-            let spec = specs.get(&kind).cloned().unwrap_or_else(|| json!({}));
+            // Without a cluster template: empty specs, and a template wrapping an empty spec.
+            let default = if role == "InfraMachineTemplate" {
+                json!({"template": {"spec": {}}})
+            } else {
+                json!({})
+            };
+            let spec = specs.get(&kind).cloned().unwrap_or(default);
             found.insert(
                 role,
                 ProviderKind {

@@ -27,7 +27,26 @@ pub const BOOTSTRAP_SECRET_LABEL: &str = "capi-testkit.io/bootstrap-stand-in";
 
 pub(crate) async fn run(ctx: Arc<Ctx>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let api: Api<Machine> = scoped(&ctx);
-    let stream = Controller::new(api, watcher::Config::default())
+    let controller = Controller::new(api, watcher::Config::default());
+    let machines = controller.store();
+    // Like core: Cluster changes (unpause above all) re-trigger the cluster's Machines.
+    let stream = controller
+        .watches(
+            scoped::<Cluster>(&ctx),
+            watcher::Config::default(),
+            move |c: Cluster| {
+                let ns = c.namespace().unwrap_or_default();
+                let name = c.name_any();
+                machines
+                    .state()
+                    .into_iter()
+                    .filter(|m| {
+                        m.namespace().as_deref() == Some(ns.as_str()) && m.spec.cluster_name == name
+                    })
+                    .map(|m| kube::runtime::reflector::ObjectRef::from_obj(m.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, retry, ctx);
     drain("machine", stream).await;

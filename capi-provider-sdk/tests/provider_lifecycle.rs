@@ -1,0 +1,185 @@
+//! A provider built on the SDK, run by its Manager against capi-testkit's API server, with the
+//! CAPI-core simulator playing CAPI: a cluster comes up, machines provision, everything deletes.
+//! Then the black-box conformance suite runs against the same provider.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use capi_provider_sdk::{Manager, ManagerOptions};
+use capi_testkit::env::TestEnv;
+use capi_testkit::simulator::Simulator;
+use common::{FakeCloud, FakeCluster, FakeMachine};
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::json;
+
+async fn setup() -> (TestEnv, tokio::sync::oneshot::Sender<()>, FakeCloud) {
+    let mut crds = capi_provider_sdk::capi_core::crd::core_crds().unwrap();
+    crds.extend(common::crds());
+    let env = TestEnv::builder().crds(crds).start().await.unwrap();
+    let cloud = FakeCloud::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let manager = Manager::new(env.client(), ManagerOptions::new("fake-provider"))
+        .machine(cloud.clone())
+        .cluster(cloud.clone());
+    tokio::spawn(manager.run_until(async move {
+        let _ = stopped.await;
+    }));
+    (env, stop, cloud)
+}
+
+async fn eventually<F, Fut>(what: &str, f: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_up_and_down() {
+    let (env, stop, cloud) = setup().await;
+    let sim = Simulator::new(env.client()).start();
+    let client = env.client();
+    let fake_clusters: Api<FakeCluster> = Api::namespaced(client.clone(), "default");
+    let fake_machines: Api<FakeMachine> = Api::namespaced(client.clone(), "default");
+    let clusters: Api<capi_provider_sdk::capi_core::v1beta2::Cluster> =
+        Api::namespaced(client.clone(), "default");
+    let machines: Api<capi_provider_sdk::capi_core::v1beta2::Machine> =
+        Api::namespaced(client.clone(), "default");
+
+    fake_clusters.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "infrastructure.example.com/v1alpha1", "kind": "FakeCluster", "metadata": {"name": "c1"}, "spec": {}})).unwrap()).await.unwrap();
+    clusters.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": "c1"},
+        "spec": {"infrastructureRef": {"apiGroup": "infrastructure.example.com", "kind": "FakeCluster", "name": "c1"}}})).unwrap()).await.unwrap();
+    fake_machines.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "infrastructure.example.com/v1alpha1", "kind": "FakeMachine", "metadata": {"name": "m1"}, "spec": {}})).unwrap()).await.unwrap();
+    machines.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
+        "metadata": {"name": "m1", "labels": {"cluster.x-k8s.io/control-plane": ""}},
+        "spec": {"clusterName": "c1", "bootstrap": {}, "infrastructureRef": {"apiGroup": "infrastructure.example.com", "kind": "FakeMachine", "name": "m1"}}})).unwrap()).await.unwrap();
+
+    eventually("the Cluster's infrastructure to be provisioned", || async {
+        clusters
+            .get("c1")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.initialization)
+            .and_then(|i| i.infrastructure_provisioned)
+            == Some(true)
+    })
+    .await;
+    let c = clusters.get("c1").await.unwrap();
+    assert_eq!(
+        c.spec
+            .control_plane_endpoint
+            .as_ref()
+            .and_then(|e| e.host.as_deref()),
+        Some("10.0.0.100")
+    );
+    let fds: Vec<_> = c
+        .status
+        .unwrap()
+        .failure_domains
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(fds, ["zone-a", "zone-b"]);
+
+    eventually("the Machine to run", || async {
+        machines
+            .get("m1")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.phase)
+            .map(|p| format!("{p:?}"))
+            == Some("Running".into())
+    })
+    .await;
+    let m = machines.get("m1").await.unwrap();
+    assert_eq!(m.spec.provider_id.as_deref(), Some("fake:///m1"));
+    let fm = fake_machines.get("m1").await.unwrap();
+    assert_eq!(
+        fm.metadata.finalizers.as_deref(),
+        Some(&["infrastructure.example.com/fakemachine".to_string()][..])
+    );
+    let conds = fm.status.unwrap().contract.conditions.unwrap();
+    assert!(
+        conds
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
+    assert!(
+        conds
+            .iter()
+            .any(|c| c.type_ == "Paused" && c.status == "False" && c.reason == "NotPaused")
+    );
+
+    // Nothing changes once provisioned: the resourceVersion stays.
+    let rv = fake_machines
+        .get("m1")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        fake_machines
+            .get("m1")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        rv
+    );
+    assert_eq!(*cloud.creates.lock().unwrap(), 1);
+
+    clusters
+        .delete("c1", &DeleteParams::background())
+        .await
+        .unwrap();
+    eventually("everything to be deleted", || async {
+        clusters.get_opt("c1").await.unwrap().is_none()
+            && fake_machines
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+            && fake_clusters
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+    })
+    .await;
+    assert!(
+        cloud.instances.lock().unwrap().is_empty(),
+        "instances leaked"
+    );
+    sim.stop().await;
+    let _ = stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_the_conformance_suite() {
+    let (env, stop, _cloud) = setup().await;
+    let config = capi_testkit::conformance::ConformanceConfig {
+        settle: Duration::from_millis(800),
+        timeout: Duration::from_secs(15),
+        ..capi_testkit::conformance::ConformanceConfig::new(env.client())
+    };
+    let report = capi_testkit::conformance::run(config).await.unwrap();
+    println!("{}", report.table());
+    assert!(report.passed(), "{}", report.table());
+    let _ = stop.send(());
+}

@@ -52,7 +52,7 @@ pub(crate) fn serve(app: &App, segs: &[&str], _headers: &HeaderMap) -> Option<Re
         ),
         ["openapi", "v2"] => Some(super::errors::ApiError::no_route().into_response()),
         ["openapi", "v3"] => Some(json(&openapi_index(app))),
-        ["openapi", "v3", rest @ ..] => Some(json(&openapi_doc(&rest.join("/")))),
+        ["openapi", "v3", rest @ ..] => Some(json(&openapi_doc(app, &rest.join("/")))),
         _ => None,
     }
 }
@@ -75,20 +75,49 @@ fn openapi_index(app: &App) -> Value {
     json!({"paths": paths})
 }
 
-/// A minimal GV document: enough for kubectl's server-side field validation check, which looks
-/// for the `fieldValidation` parameter on the Namespace PATCH operation.
-fn openapi_doc(gv: &str) -> Value {
-    let mut doc = json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.36.0"}, "paths": {}, "components": {"schemas": {}}});
-    if gv == "api/v1" {
-        doc["paths"]["/api/v1/namespaces/{name}"] = json!({
+/// A GV document with one PATCH operation per resource, carrying its group-version-kind and
+/// the `fieldValidation` parameter: what kubectl's server-side validation check looks for.
+/// (Schemas are not published yet, so `kubectl explain` has nothing to show.)
+fn openapi_doc(app: &App, gv: &str) -> Value {
+    let (group, version) = match gv.split('/').collect::<Vec<_>>().as_slice() {
+        ["api", v] => (String::new(), (*v).to_owned()),
+        ["apis", g, v] => ((*g).to_owned(), (*v).to_owned()),
+        _ => (String::new(), String::new()),
+    };
+    let mut paths = serde_json::Map::new();
+    let registry = app.store.lock().registry.clone();
+    for r in registry
+        .all()
+        .filter(|r| r.group == group && r.version(&version).is_some())
+    {
+        let prefix = if group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{group}/{version}")
+        };
+        let path = if r.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+        } else {
+            format!("{prefix}/{}/{{name}}", r.plural)
+        };
+        let mut types = json!({"application/json-patch+json": {}, "application/merge-patch+json": {}, "application/apply-patch+yaml": {}});
+        if r.builtin {
+            types["application/strategic-merge-patch+json"] = json!({});
+        }
+        paths.insert(path, json!({
             "patch": {
                 "x-kubernetes-action": "patch",
-                "x-kubernetes-group-version-kind": {"group": "", "version": "v1", "kind": "Namespace"},
-                "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}}],
-                "requestBody": {"content": {"application/json-patch+json": {}, "application/merge-patch+json": {}, "application/strategic-merge-patch+json": {}, "application/apply-patch+yaml": {}}},
+                "x-kubernetes-group-version-kind": {"group": r.group, "version": version, "kind": r.kind},
+                "parameters": [
+                    {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                    {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                    {"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}}
+                ],
+                "requestBody": {"content": types},
                 "responses": {"200": {"description": "OK"}}
             }
-        });
+        }));
     }
-    doc
+    json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.36.0"}, "paths": paths, "components": {"schemas": {}}})
 }

@@ -119,12 +119,22 @@ impl ApiError {
         } else {
             format!("{kind}.{group} \"{name}\"")
         };
-        let parts: Vec<String> = causes.iter().map(|(f, _, m)| format!("{f}: {m}")).collect();
+        // The message lists each distinct error once; the causes keep repeats (as upstream).
+        let mut parts: Vec<String> = Vec::new();
+        for (f, _, m) in causes {
+            let p = format!("{f}: {m}");
+            if !parts.contains(&p) {
+                parts.push(p);
+            }
+        }
         let message = match parts.as_slice() {
             [one] => format!("{qualified} is invalid: {one}"),
             many => format!("{qualified} is invalid: [{}]", many.join(", ")),
         };
-        let mut details = json!({"name": name, "kind": kind});
+        let mut details = json!({"kind": kind});
+        if !name.is_empty() {
+            details["name"] = json!(name);
+        }
         if !group.is_empty() {
             details["group"] = json!(group);
         }

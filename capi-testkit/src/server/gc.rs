@@ -185,6 +185,8 @@ fn orphan(store: &Store, group: &str, plural: &str, namespace: &str, name: &str)
 
 /// The namespace controller: delete everything inside, wait until it is gone, finalize.
 async fn terminate_namespace(store: Arc<Store>, ns: String) {
+    // A real namespace controller takes a moment: clients see Terminating before NotFound.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     loop {
         let contents = store.namespace_contents(&ns);
         if contents.is_empty() {

@@ -429,14 +429,15 @@ fn update(
         .as_str()
         .map(str::to_owned);
     if rv.is_none() && !target.res.unconditional_update {
+        // Upstream words this one with the plural resource, not the Kind.
         return Err(ApiError::invalid(
-            &target.res.kind,
+            &target.res.plural,
             &target.res.group,
             name,
             &[(
                 "metadata.resourceVersion".into(),
                 "FieldValueInvalid",
-                "Invalid value: 0x0: must be specified for an update".into(),
+                "Invalid value: 0: must be specified for an update".into(),
             )],
         ));
     }
@@ -503,7 +504,18 @@ fn patch(
     let mut manager = field_manager(params, headers, "Update");
     manager.subresource = sub.unwrap_or_default().to_owned();
     if kind == PatchType::Apply {
-        manager.manager = params.get("fieldManager").cloned().ok_or_else(|| ApiError::invalid_message("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"))?;
+        manager.manager = params.get("fieldManager").cloned().ok_or_else(|| {
+            ApiError::invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                &[(
+                    "fieldManager".into(),
+                    "FieldValueRequired",
+                    "Required value: is required for apply patch".into(),
+                )],
+            )
+        })?;
     }
     let ns = target.namespace.clone().unwrap_or_default();
     if sub == Some("scale") {
@@ -591,7 +603,13 @@ fn patch_error(e: patch::PatchError) -> ApiError {
                 details: None,
             }
         }
-        other => ApiError::invalid_message(other.to_string()),
+        // Upstream hides the JSON patch engine's message behind a generic one.
+        patch::PatchError::Failed(_) => ApiError {
+            code: 422,
+            reason: "Invalid",
+            message: "the server rejected our request due to an error in our request".into(),
+            details: Some(json!({})),
+        },
     }
 }
 

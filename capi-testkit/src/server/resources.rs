@@ -345,6 +345,16 @@ pub fn from_crd(crd: &Value) -> Result<Resource, Vec<(String, &'static str, Stri
             })
             .collect();
         let deprecated = v["deprecated"].as_bool().unwrap_or(false);
+        // Upstream's default warning points at the newest served version that is not deprecated.
+        let replacement = spec["versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| o["served"] == true && o["deprecated"] != true)
+            .filter_map(|o| o["name"].as_str())
+            .max_by_key(|n| capi_core::contract::version_priority(n))
+            .map(|n| format!("; use {group}/{n} {kind}"))
+            .unwrap_or_default();
         let api_version = format!("{group}/{}", text(&v["name"]));
         versions.push(Version {
             name: text(&v["name"]),
@@ -354,7 +364,7 @@ pub fn from_crd(crd: &Value) -> Result<Resource, Vec<(String, &'static str, Stri
                 v["deprecationWarning"]
                     .as_str()
                     .map(str::to_owned)
-                    .unwrap_or_else(|| format!("{api_version} {kind} is deprecated"))
+                    .unwrap_or_else(|| format!("{api_version} {kind} is deprecated{replacement}"))
             }),
             status: v["subresources"].get("status").is_some(),
             scale,

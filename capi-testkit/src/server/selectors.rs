@@ -79,11 +79,12 @@ impl LabelSelector {
                 ));
             }
             let set = |rest: &str| -> Result<BTreeSet<String>, String> {
-                let inner = rest
-                    .trim()
-                    .strip_prefix('(')
-                    .and_then(|r| r.strip_suffix(')'))
-                    .ok_or_else(|| format!("unable to parse requirement: expected '(' in {p:?}"))?;
+                let open = rest.trim().strip_prefix('(').ok_or_else(|| {
+                    "unable to parse requirement: found '', expected: '('".to_owned()
+                })?;
+                let inner = open.strip_suffix(')').ok_or_else(|| {
+                    "unable to parse requirement: found '', expected: ',' or ')'".to_owned()
+                })?;
                 let vals: BTreeSet<String> = inner
                     .split(',')
                     .map(|v| v.trim().to_owned())

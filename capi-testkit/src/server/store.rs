@@ -264,7 +264,11 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let mut s = self.lock();
         if res.namespaced {
-            self.check_namespace(&s, namespace)?;
+            let who = obj["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            self.check_namespace(&s, namespace, &res.plural, &who)?;
         }
         let key = (res.group.clone(), res.plural.clone());
         let mut name = meta_str(&obj, "name").unwrap_or_default().to_owned();
@@ -347,7 +351,13 @@ impl Store {
         Ok(obj)
     }
 
-    fn check_namespace(&self, s: &State, namespace: &str) -> Result<(), ApiError> {
+    fn check_namespace(
+        &self,
+        s: &State,
+        namespace: &str,
+        plural: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
         let ns = s
             .objects
             .get(&(String::new(), "namespaces".to_owned()))
@@ -356,10 +366,10 @@ impl Store {
             None => Err(ApiError::not_found("namespaces", "", namespace)),
             Some(n) if n["metadata"]["deletionTimestamp"].is_string() => Err(ApiError::forbidden(
                 format!(
-                    "unable to create new content in namespace {namespace} because it is being terminated"
+                    "{plural} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated"
                 ),
                 Some(
-                    json!({"name": namespace, "kind": "namespaces", "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {namespace} is being terminated"), "field": "metadata.namespace"}]}),
+                    json!({"name": name, "kind": plural, "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {namespace} is being terminated"), "field": "metadata.namespace"}]}),
                 ),
             )),
             Some(_) => Ok(()),
@@ -520,18 +530,29 @@ impl Store {
         let deleting = old["metadata"]["deletionTimestamp"].is_string();
         if deleting {
             let before = finalizers(&old);
-            if let Some(added) = finalizers(&new).into_iter().find(|f| !before.contains(f)) {
+            let added: Vec<String> = finalizers(&new)
+                .into_iter()
+                .filter(|f| !before.contains(f))
+                .collect();
+            if !added.is_empty() {
+                let list = added
+                    .iter()
+                    .map(|f| format!("\"{f}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let cause = (
+                    "metadata.finalizers".to_owned(),
+                    "FieldValueForbidden",
+                    format!(
+                        "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{{list}}}"
+                    ),
+                );
+                // kube-apiserver reports this cause twice (metadata is validated twice on update).
                 return Err(ApiError::invalid(
                     &res.kind,
                     &res.group,
                     name,
-                    &[(
-                        "metadata.finalizers".into(),
-                        "FieldValueForbidden",
-                        format!(
-                            "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{\"{added}\"}}"
-                        ),
-                    )],
+                    &[cause.clone(), cause],
                 ));
             }
         }

@@ -1,8 +1,12 @@
 //! `capi-testkit`: the fake Kubernetes API server as a command.
 //!
-//! `capi-testkit serve --port 0 --kubeconfig PATH [--crds DIR]...` binds 127.0.0.1 (another
-//! address only with `--address`), installs the CRDs, writes the kubeconfig once it serves,
-//! logs its URL and stops cleanly on SIGINT/SIGTERM.
+//! - `capi-testkit serve --port 0 --kubeconfig PATH [--crds DIR]...` binds 127.0.0.1 (another
+//!   address only with `--address`), installs the CRDs, writes the kubeconfig once it serves,
+//!   logs its URL and stops cleanly on SIGINT/SIGTERM.
+//! - `capi-testkit conformance --provider-cmd '<command with {kubeconfig}>' --crds DIR
+//!   [--template FILE] [--timeout S] [--json FILE] [--junit FILE]` starts the server with the core
+//!   and provider CRDs, launches the provider, runs the suite, prints a table; exits non-zero when
+//!   a required scenario or a static check fails.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -38,6 +42,30 @@ enum Command {
         /// CRD YAML files or folders to install first (repeatable).
         #[arg(long)]
         crds: Vec<PathBuf>,
+    },
+    /// Run the conformance suite against a provider launched as a command.
+    Conformance {
+        /// The provider's command line; `{kubeconfig}` is replaced by the server's kubeconfig path.
+        #[arg(long)]
+        provider_cmd: String,
+        /// The provider's CRDs (files or folders, repeatable).
+        #[arg(long, required = true)]
+        crds: Vec<PathBuf>,
+        /// A cluster template to take the provider objects' specs from.
+        #[arg(long)]
+        template: Option<PathBuf>,
+        /// Seconds to wait for the provider in one step.
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
+        /// Only these scenarios (repeatable).
+        #[arg(long)]
+        only: Vec<String>,
+        /// Write the report as JSON here (`-` for stdout).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write a JUnit XML report here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
     },
 }
 
@@ -90,5 +118,83 @@ async fn main() -> ExitCode {
             tracing::info!("stopping");
             ExitCode::SUCCESS
         }
+        Command::Conformance {
+            provider_cmd,
+            crds,
+            template,
+            timeout,
+            only,
+            json,
+            junit,
+        } => match conformance(provider_cmd, crds, template, timeout, only, json, junit).await {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
+}
+
+async fn conformance(
+    provider_cmd: String,
+    crd_paths: Vec<PathBuf>,
+    template: Option<PathBuf>,
+    timeout: u64,
+    only: Vec<String>,
+    json: Option<PathBuf>,
+    junit: Option<PathBuf>,
+) -> Result<bool, String> {
+    use capi_testkit::conformance::{ConformanceConfig, run, static_checks};
+    let mut provider_crds = Vec::new();
+    for p in &crd_paths {
+        provider_crds.extend(capi_testkit::env::read_crds(p).map_err(|e| e.to_string())?);
+    }
+    let mut all = capi_core::crd::core_crds().map_err(|e| e.to_string())?;
+    all.extend(provider_crds.iter().cloned());
+    let env = TestEnv::builder()
+        .crds(all)
+        .start()
+        .await
+        .map_err(|e| e.to_string())?;
+    let kubeconfig = env.kubeconfig_path();
+    let command = provider_cmd.replace("{kubeconfig}", &kubeconfig.display().to_string());
+    tracing::info!(%command, "starting the provider");
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(&command)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start the provider: {e}"))?;
+    let mut config = ConformanceConfig {
+        timeout: std::time::Duration::from_secs(timeout),
+        only,
+        ..ConformanceConfig::new(env.client())
+    };
+    if let Some(t) = &template {
+        let text = std::fs::read_to_string(t).map_err(|e| format!("{}: {e}", t.display()))?;
+        config = config.with_template(&text)?;
+    }
+    let result = run(config).await;
+    let _ = child.kill().await;
+    let mut report = result.map_err(|e| e.to_string())?;
+    // The static checks read the files as given, not the installed copies.
+    report.findings = static_checks::check_crds(&provider_crds)
+        .iter()
+        .map(Into::into)
+        .collect();
+    print!("{}", report.table());
+    if let Some(path) = json {
+        if path.as_os_str() == "-" {
+            println!("{}", report.json());
+        } else {
+            std::fs::write(&path, report.json()).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    if let Some(path) = junit {
+        let xml = report.junit().map_err(|e| e.to_string())?;
+        std::fs::write(&path, xml).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(report.passed())
 }

@@ -153,6 +153,8 @@ pub struct Harness {
     pub timeout: Duration,
     /// How long "nothing happens" is watched for.
     pub settle: Duration,
+    /// Fault rules of the server, when it is capi-testkit's own (fault scenarios need them).
+    pub faults: Option<std::sync::Arc<crate::server::faults::Faults>>,
 }
 
 impl std::fmt::Debug for Harness {

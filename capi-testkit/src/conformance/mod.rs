@@ -46,6 +46,9 @@ pub struct ConformanceConfig {
     pub only: Vec<String>,
     /// Prefix of the namespaces scenarios create.
     pub namespace_prefix: String,
+    /// The server's fault rules when it is capi-testkit's (`TestEnv::server().faults()`): enables
+    /// the fault-injection scenario, which is skipped (passes trivially) otherwise.
+    pub faults: Option<std::sync::Arc<crate::server::faults::Faults>>,
 }
 
 impl std::fmt::Debug for ConformanceConfig {
@@ -68,6 +71,7 @@ impl ConformanceConfig {
             settle: Duration::from_millis(1500),
             only: Vec::new(),
             namespace_prefix: "conformance".into(),
+            faults: None,
         }
     }
 
@@ -138,6 +142,7 @@ pub async fn run(config: ConformanceConfig) -> Result<Report, ConformanceError> 
             provider: provider.clone(),
             timeout: config.timeout,
             settle: config.settle,
+            faults: config.faults.clone(),
         };
         let t = Instant::now();
         let outcome = match harness.create_namespace().await {

@@ -126,6 +126,12 @@ pub fn all() -> Vec<Scenario> {
             run: |h| Box::pin(deletion_leaves_nothing(h)),
         },
         Scenario {
+            name: "faults-survived",
+            clause: "retry: conflicts, 500s and 429s from the API server are survived (needs ConformanceConfig::faults; a no-op without)",
+            required: false,
+            run: |h| Box::pin(faults_survived(h)),
+        },
+        Scenario {
             name: "machinedeployment-scale",
             clause: "md_scale: MachineDeployment 1 → 3 → 1",
             required: true,
@@ -686,4 +692,35 @@ async fn md_scale(h: &Harness) -> Outcome {
         wait_machines(h, 2).await
     })
     .await
+}
+
+/// Every write to provider objects first meets a 409, then a 500, then a 429; the provider must
+/// still provision. Needs the server's fault rules (in process); passes trivially without them.
+async fn faults_survived(h: &Harness) -> Outcome {
+    use crate::server::faults::{Fault, FaultRule};
+    let Some(faults) = h.faults.clone() else {
+        tracing::info!(
+            "faults-survived: no fault rules available (not capi-testkit's server); skipped"
+        );
+        return Ok(());
+    };
+    let group = &h.provider.infra_machine.resource.group;
+    let fragment = format!("/apis/{group}/");
+    for code in [409, 500, 429] {
+        faults.add(
+            FaultRule::new(Fault::Status(code))
+                .verb("PATCH")
+                .path_contains(&fragment)
+                .times(2),
+        );
+    }
+    faults.add(
+        FaultRule::new(Fault::Status(500))
+            .verb("GET")
+            .path_contains("/apis/cluster.x-k8s.io/")
+            .times(2),
+    );
+    let result = with_sim(h, || provisioned_cluster(h)).await;
+    faults.clear();
+    result
 }

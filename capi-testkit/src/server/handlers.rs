@@ -715,7 +715,10 @@ fn write_scale(
     ))
 }
 
-fn selectors(target: &Target, params: &Params) -> Result<(LabelSelector, FieldSelector), ApiError> {
+pub(crate) fn selectors(
+    target: &Target,
+    params: &Params,
+) -> Result<(LabelSelector, FieldSelector), ApiError> {
     let labels = LabelSelector::parse(
         params
             .get("labelSelector")

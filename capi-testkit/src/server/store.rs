@@ -621,6 +621,42 @@ impl Store {
         }
     }
 
+    /// Removes an object under the lock and emits DELETED with a new resourceVersion; returns its
+    /// last state. The lock is released before the in-server controllers are told.
+    fn remove_locked(
+        &self,
+        mut s: MutexGuard<'_, State>,
+        res: &Resource,
+        namespace: &str,
+        old: Value,
+    ) -> Value {
+        let key = (res.group.clone(), res.plural.clone());
+        let id = (
+            namespace.to_owned(),
+            meta_str(&old, "name").unwrap_or_default().to_owned(),
+        );
+        s.rv += 1;
+        let rv = s.rv;
+        let mut gone = old.clone();
+        gone["metadata"]["resourceVersion"] = json!(rv.to_string());
+        s.objects.get_mut(&key).map(|m| m.remove(&id));
+        self.emit(
+            &mut s,
+            WatchEvent {
+                rv,
+                group: res.group.clone(),
+                plural: res.plural.clone(),
+                namespace: namespace.to_owned(),
+                type_: EventType::Deleted,
+                object: gone.clone(),
+                old: Some(old),
+            },
+        );
+        drop(s);
+        self.after_removal(res, &gone);
+        gone
+    }
+
     /// Deletes an object: marks it (finalizers, foreground/orphan propagation) or removes it.
     pub fn delete(
         &self,
@@ -698,26 +734,9 @@ impl Store {
             });
         }
         if !pending {
-            s.rv += 1;
-            let rv = s.rv;
-            let mut gone = old.clone();
-            gone["metadata"]["resourceVersion"] = json!(rv.to_string());
-            s.objects.get_mut(&key).map(|m| m.remove(&id));
-            self.emit(
-                &mut s,
-                WatchEvent {
-                    rv,
-                    group: res.group.clone(),
-                    plural: res.plural.clone(),
-                    namespace: namespace.to_owned(),
-                    type_: EventType::Deleted,
-                    object: gone.clone(),
-                    old: Some(old),
-                },
-            );
-            drop(s);
-            self.after_removal(res, &gone);
-            return Ok(Deletion::Removed(gone));
+            return Ok(Deletion::Removed(
+                self.remove_locked(s, res, namespace, old),
+            ));
         }
         if old["metadata"]["deletionTimestamp"].is_string() && finalizers(&old) == fins {
             return Ok(Deletion::Pending(old));
@@ -780,30 +799,13 @@ impl Store {
 
     /// Removes an object regardless of finalizers (namespace/CRD finalization by the server).
     pub fn finalize(&self, res: &Resource, namespace: &str, name: &str) {
-        let mut s = self.lock();
+        let s = self.lock();
         let key = (res.group.clone(), res.plural.clone());
         let id = (namespace.to_owned(), name.to_owned());
-        let Some(old) = s.objects.get_mut(&key).and_then(|m| m.remove(&id)) else {
+        let Some(old) = s.objects.get(&key).and_then(|m| m.get(&id)).cloned() else {
             return;
         };
-        s.rv += 1;
-        let rv = s.rv;
-        let mut gone = old.clone();
-        gone["metadata"]["resourceVersion"] = json!(rv.to_string());
-        self.emit(
-            &mut s,
-            WatchEvent {
-                rv,
-                group: res.group.clone(),
-                plural: res.plural.clone(),
-                namespace: namespace.to_owned(),
-                type_: EventType::Deleted,
-                object: gone.clone(),
-                old: Some(old),
-            },
-        );
-        drop(s);
-        self.after_removal(res, &gone);
+        self.remove_locked(s, res, namespace, old);
     }
 
     /// Events after `rv` that are still in the history, or `Err(oldest)` when `rv` is too old.

@@ -96,21 +96,7 @@ pub(crate) async fn serve(
     params: &HashMap<String, String>,
     _accept: &str,
 ) -> Result<Response, ApiError> {
-    let labels = LabelSelector::parse(
-        params
-            .get("labelSelector")
-            .map(String::as_str)
-            .unwrap_or(""),
-    )
-    .map_err(ApiError::bad_request)?;
-    let fields = FieldSelector::parse(
-        params
-            .get("fieldSelector")
-            .map(String::as_str)
-            .unwrap_or(""),
-        &target.res.field_selectors(),
-    )
-    .map_err(ApiError::bad_request)?;
+    let (labels, fields) = super::handlers::selectors(&target, params)?;
     let rv_param = params.get("resourceVersion").cloned().unwrap_or_default();
     let send_initial = params.get("sendInitialEvents").map(|v| v == "true");
     let rv_match = params.get("resourceVersionMatch").cloned();

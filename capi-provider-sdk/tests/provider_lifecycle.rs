@@ -176,6 +176,7 @@ async fn passes_the_conformance_suite() {
     let config = capi_testkit::conformance::ConformanceConfig {
         settle: Duration::from_millis(800),
         timeout: Duration::from_secs(15),
+        faults: Some(env.server().faults().clone()),
         ..capi_testkit::conformance::ConformanceConfig::new(env.client())
     };
     let report = capi_testkit::conformance::run(config).await.unwrap();

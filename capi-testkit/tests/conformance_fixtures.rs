@@ -353,6 +353,7 @@ fn config(env: &TestEnv, only: &[&str]) -> ConformanceConfig {
         timeout: Duration::from_secs(6),
         settle: Duration::from_millis(900),
         only: only.iter().map(|s| (*s).to_owned()).collect(),
+        faults: Some(env.server().faults().clone()),
         ..ConformanceConfig::new(env.client())
     }
 }

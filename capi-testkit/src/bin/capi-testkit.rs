@@ -170,6 +170,7 @@ async fn conformance(
     let mut config = ConformanceConfig {
         timeout: std::time::Duration::from_secs(timeout),
         only,
+        faults: Some(env.server().faults().clone()),
         ..ConformanceConfig::new(env.client())
     };
     if let Some(t) = &template {

@@ -128,7 +128,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             name: "faults-survived",
             clause: "retry: conflicts, 500s and 429s from the API server are survived (needs ConformanceConfig::faults; a no-op without)",
-            required: false,
+            required: true,
             run: |h| Box::pin(faults_survived(h)),
         },
         Scenario {

@@ -180,11 +180,17 @@ impl Simulator {
 }
 
 impl SimulatorHandle {
-    /// Stops every controller and waits for running reconciles to finish.
+    /// Stops every controller: running reconciles get two seconds to finish, then the tasks are
+    /// aborted (a watch stuck in backoff behind an injected fault must not hang a test).
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = t.await;
+        for mut t in self.tasks {
+            if tokio::time::timeout(std::time::Duration::from_secs(2), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+            }
         }
     }
 }

@@ -19,9 +19,16 @@ fn json(v: &Value) -> Response {
 pub(crate) const VERSION: (&str, &str) = ("1", "36");
 
 /// Answers the non-resource paths; `None` for resource paths.
-pub(crate) fn serve(app: &App, segs: &[&str], _headers: &HeaderMap) -> Option<Response> {
+pub(crate) fn serve(app: &App, segs: &[&str], headers: &HeaderMap) -> Option<Response> {
     let registry = || app.store.lock().registry.clone();
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let aggregated = accept.contains("as=APIGroupDiscoveryList") && accept.contains("v=v2;");
     match segs {
+        ["api"] if aggregated => Some(aggregated_response(&registry(), true)),
+        ["apis"] if aggregated => Some(aggregated_response(&registry(), false)),
         ["healthz" | "livez" | "readyz", ..] => Some((StatusCode::OK, "ok").into_response()),
         ["version"] => Some(json(&json!({
             "major": VERSION.0, "minor": VERSION.1, "gitVersion": format!("v{}.{}.0-capi-testkit", VERSION.0, VERSION.1),
@@ -55,6 +62,70 @@ pub(crate) fn serve(app: &App, segs: &[&str], _headers: &HeaderMap) -> Option<Re
         ["openapi", "v3", rest @ ..] => Some(json(&openapi_doc(app, &rest.join("/")))),
         _ => None,
     }
+}
+
+/// Aggregated discovery (apidiscovery.k8s.io/v2): the whole core group (`/api`) or every named
+/// group (`/apis`) in one document; the response content type tells clients which format it is.
+fn aggregated_response(registry: &super::resources::Registry, core: bool) -> Response {
+    let mut items = Vec::new();
+    for (group, versions) in registry.groups() {
+        if group.is_empty() != core {
+            continue;
+        }
+        let versions: Vec<Value> = versions
+            .iter()
+            .map(|v| {
+                let resources: Vec<Value> = registry
+                    .all()
+                    .filter(|r| r.group == group)
+                    .filter_map(|r| {
+                        let ver = r.version(v)?;
+                        let kind = json!({"group": r.group, "version": v, "kind": r.kind});
+                        let mut subresources = Vec::new();
+                        if ver.status {
+                            subresources.push(json!({"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}));
+                        }
+                        if ver.scale.is_some() {
+                            subresources.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]}));
+                        }
+                        let mut e = json!({
+                            "resource": r.plural, "responseKind": kind,
+                            "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                            "singularResource": r.singular,
+                            "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+                        });
+                        if !r.short_names.is_empty() {
+                            e["shortNames"] = json!(r.short_names);
+                        }
+                        if !r.categories.is_empty() {
+                            e["categories"] = json!(r.categories);
+                        }
+                        if !subresources.is_empty() {
+                            e["subresources"] = json!(subresources);
+                        }
+                        Some(e)
+                    })
+                    .collect();
+                json!({"version": v, "resources": resources, "freshness": "Current"})
+            })
+            .collect();
+        items.push(
+            json!({"metadata": {"name": group, "creationTimestamp": null}, "versions": versions}),
+        );
+    }
+    let body = json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items});
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+            ),
+            (header::VARY, "Accept"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn openapi_index(app: &App) -> Value {

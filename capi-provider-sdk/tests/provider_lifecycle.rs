@@ -184,3 +184,41 @@ async fn passes_the_conformance_suite() {
     assert!(report.passed(), "{}", report.table());
     let _ = stop.send(());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1beta1_fields_for_older_capi() {
+    let mut crds = capi_provider_sdk::capi_core::crd::core_crds().unwrap();
+    crds.extend(common::crds());
+    let env = TestEnv::builder().crds(crds).start().await.unwrap();
+    let cloud = FakeCloud::default();
+    let options = ManagerOptions {
+        v1beta1_fields: true,
+        ..ManagerOptions::new("fake-provider")
+    };
+    tokio::spawn(
+        Manager::new(env.client(), options)
+            .machine(cloud.clone())
+            .cluster(cloud)
+            .run_until(std::future::pending()),
+    );
+    let sim = Simulator::new(env.client()).start();
+    let client = env.client();
+    let fake_clusters: Api<FakeCluster> = Api::namespaced(client.clone(), "default");
+    let clusters: Api<capi_provider_sdk::capi_core::v1beta2::Cluster> =
+        Api::namespaced(client.clone(), "default");
+    fake_clusters.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "infrastructure.example.com/v1alpha1", "kind": "FakeCluster", "metadata": {"name": "c1"}, "spec": {}})).unwrap()).await.unwrap();
+    clusters.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": "c1"},
+        "spec": {"infrastructureRef": {"apiGroup": "infrastructure.example.com", "kind": "FakeCluster", "name": "c1"}}})).unwrap()).await.unwrap();
+    eventually("status.ready and v1beta1 conditions", || async {
+        let fc = serde_json::to_value(fake_clusters.get("c1").await.unwrap()).unwrap();
+        fc["status"]["ready"] == true
+            && fc["status"]["deprecated"]["v1beta1"]["conditions"]
+                .as_array()
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+    })
+    .await;
+    sim.stop().await;
+}

@@ -33,6 +33,16 @@ pub(crate) async fn reconcile<P: InfraCluster>(
     let helper = PatchHelper::new(&*obj)?;
     let mut next = (*obj).clone();
     let result = run_steps(&shared, &obj, &mut next).await;
+    if shared.options.v1beta1_fields && next.meta().finalizers.is_some() {
+        let status = next.contract_status_mut();
+        let provisioned = status.initialization.as_ref().and_then(|i| i.provisioned) == Some(true);
+        conditions::mirror_v1beta1(
+            &status.conditions.clone(),
+            &mut status.deprecated,
+            provisioned,
+            &mut status.ready,
+        );
+    }
     match helper.patch(&api, &next, &shared.options.patch).await {
         Ok(_) => {}
         Err(crate::patch::PatchError::Api {

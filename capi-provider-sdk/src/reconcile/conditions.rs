@@ -30,3 +30,36 @@ pub(crate) fn set_ready(
 ) {
     set(list, "Ready", ready, reason, message, generation);
 }
+
+/// For readers of the v1beta1 contract: `status.ready`, and the SDK's conditions copied into
+/// `status.deprecated.v1beta1.conditions` in the CAPI v1beta1 shape (v1beta2 conditions have no
+/// severity: False ones get `Info`).
+pub(crate) fn mirror_v1beta1(
+    current: &Option<Vec<Condition>>,
+    deprecated: &mut Option<capi_core::contract::fields::DeprecatedStatus>,
+    provisioned: bool,
+    ready: &mut Option<bool>,
+) {
+    *ready = Some(provisioned || v1beta2::is_true(current, "Ready"));
+    let v1 = deprecated
+        .get_or_insert_with(Default::default)
+        .v1beta1
+        .get_or_insert_with(Default::default);
+    for c in current
+        .iter()
+        .flatten()
+        .filter(|c| OWNED.contains(&c.type_.as_str()))
+    {
+        let severity = capi_core::conditions::ConditionSeverity::Info;
+        let wanted = capi_core::conditions::v1beta1::from_v1beta2(c, severity);
+        let same = capi_core::conditions::v1beta1::get(&v1.conditions, &c.type_).is_some_and(|e| {
+            e.status == wanted.status
+                && e.reason == wanted.reason
+                && e.message == wanted.message
+                && e.severity == wanted.severity
+        });
+        if !same {
+            capi_core::conditions::v1beta1::set(&mut v1.conditions, wanted);
+        }
+    }
+}

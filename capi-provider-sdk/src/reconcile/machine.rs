@@ -445,13 +445,16 @@ async fn apply_outcome<P: InfraMachine>(
 
 /// With v1beta1 fields on, `status.ready` and a v1beta1 Ready condition follow the v1beta2 ones.
 fn mirror_v1beta1<P: InfraMachine>(shared: &Shared<P>, next: &mut P::Resource) {
-    if !shared.options.v1beta1_fields {
-        return;
+    if shared.options.v1beta1_fields {
+        let status = next.contract_status_mut();
+        let provisioned = status.initialization.as_ref().and_then(|i| i.provisioned) == Some(true);
+        conditions::mirror_v1beta1(
+            &status.conditions.clone(),
+            &mut status.deprecated,
+            provisioned,
+            &mut status.ready,
+        );
     }
-    let status = next.contract_status_mut();
-    let ready = capi_core::conditions::v1beta2::is_true(&status.conditions, "Ready");
-    status.ready =
-        Some(ready || status.initialization.as_ref().and_then(|i| i.provisioned) == Some(true));
 }
 
 fn events_for<P: InfraMachine>(shared: &Shared<P>, obj: &P::Resource) -> EventPublisher {

@@ -222,3 +222,59 @@ async fn v1beta1_fields_for_older_capi() {
     .await;
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_provider_code_stays_with_its_object() {
+    let mut crds = capi_provider_sdk::capi_core::crd::core_crds().unwrap();
+    crds.extend(common::crds());
+    let env = TestEnv::builder().crds(crds).start().await.unwrap();
+    let cloud = FakeCloud {
+        panic_on: Some("bad".into()),
+        ..FakeCloud::default()
+    };
+    tokio::spawn(
+        Manager::new(env.client(), ManagerOptions::new("fake-provider"))
+            .machine(cloud.clone())
+            .cluster(cloud)
+            .run_until(std::future::pending()),
+    );
+    let sim = Simulator::new(env.client()).start();
+    let client = env.client();
+    let fake_clusters: Api<FakeCluster> = Api::namespaced(client.clone(), "default");
+    let fake_machines: Api<FakeMachine> = Api::namespaced(client.clone(), "default");
+    let clusters: Api<capi_provider_sdk::capi_core::v1beta2::Cluster> =
+        Api::namespaced(client.clone(), "default");
+    let machines: Api<capi_provider_sdk::capi_core::v1beta2::Machine> =
+        Api::namespaced(client.clone(), "default");
+    fake_clusters.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "infrastructure.example.com/v1alpha1", "kind": "FakeCluster", "metadata": {"name": "c1"}, "spec": {}})).unwrap()).await.unwrap();
+    clusters.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": "c1"},
+        "spec": {"infrastructureRef": {"apiGroup": "infrastructure.example.com", "kind": "FakeCluster", "name": "c1"}}})).unwrap()).await.unwrap();
+    for name in ["bad", "good"] {
+        fake_machines.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "infrastructure.example.com/v1alpha1", "kind": "FakeMachine", "metadata": {"name": name}, "spec": {}})).unwrap()).await.unwrap();
+        machines.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
+            "metadata": {"name": name, "labels": {"cluster.x-k8s.io/control-plane": ""}},
+            "spec": {"clusterName": "c1", "bootstrap": {}, "infrastructureRef": {"apiGroup": "infrastructure.example.com", "kind": "FakeMachine", "name": name}}})).unwrap()).await.unwrap();
+    }
+    eventually(
+        "the good machine to provision despite the other one panicking",
+        || async {
+            fake_machines
+                .get("good")
+                .await
+                .unwrap()
+                .status
+                .and_then(|s| s.contract.initialization)
+                .and_then(|i| i.provisioned)
+                == Some(true)
+        },
+    )
+    .await;
+    let bad = fake_machines.get("bad").await.unwrap();
+    assert!(
+        bad.status
+            .and_then(|s| s.contract.initialization)
+            .and_then(|i| i.provisioned)
+            .is_none()
+    );
+    sim.stop().await;
+}

@@ -278,3 +278,99 @@ async fn a_panic_in_provider_code_stays_with_its_object() {
     );
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finalizer_stays_until_delete_is_done_and_resyncs_write_nothing() {
+    let mut crds = capi_provider_sdk::capi_core::crd::core_crds().unwrap();
+    crds.extend(common::crds());
+    let env = TestEnv::builder().crds(crds).start().await.unwrap();
+    let cloud = FakeCloud::default();
+    // Resync every 50 ms: ten resyncs in the 600 ms watched below.
+    let options = ManagerOptions {
+        resync: Some(Duration::from_millis(50)),
+        ..ManagerOptions::new("fake-provider")
+    };
+    tokio::spawn(
+        Manager::new(env.client(), options)
+            .machine(cloud.clone())
+            .cluster(cloud.clone())
+            .run_until(std::future::pending()),
+    );
+    let sim = Simulator::new(env.client()).start();
+    let client = env.client();
+    let fake_clusters: Api<FakeCluster> = Api::namespaced(client.clone(), "default");
+    let fake_machines: Api<FakeMachine> = Api::namespaced(client.clone(), "default");
+    let clusters: Api<capi_provider_sdk::capi_core::v1beta2::Cluster> =
+        Api::namespaced(client.clone(), "default");
+    let machines: Api<capi_provider_sdk::capi_core::v1beta2::Machine> =
+        Api::namespaced(client.clone(), "default");
+    fake_clusters.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "infrastructure.example.com/v1alpha1", "kind": "FakeCluster", "metadata": {"name": "c1"}, "spec": {}})).unwrap()).await.unwrap();
+    clusters.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": "c1"},
+        "spec": {"infrastructureRef": {"apiGroup": "infrastructure.example.com", "kind": "FakeCluster", "name": "c1"}}})).unwrap()).await.unwrap();
+    fake_machines.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "infrastructure.example.com/v1alpha1", "kind": "FakeMachine", "metadata": {"name": "m1"}, "spec": {}})).unwrap()).await.unwrap();
+    machines.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
+        "metadata": {"name": "m1", "labels": {"cluster.x-k8s.io/control-plane": ""}},
+        "spec": {"clusterName": "c1", "bootstrap": {}, "infrastructureRef": {"apiGroup": "infrastructure.example.com", "kind": "FakeMachine", "name": "m1"}}})).unwrap()).await.unwrap();
+    eventually("provisioned", || async {
+        fake_machines
+            .get("m1")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.contract.initialization)
+            .and_then(|i| i.provisioned)
+            == Some(true)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rv = fake_machines
+        .get("m1")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        fake_machines
+            .get("m1")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        rv,
+        "resyncs wrote to an unchanged object"
+    );
+
+    cloud
+        .hold_deletes
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    fake_machines
+        .delete("m1", &DeleteParams::background())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held = fake_machines.get("m1").await.unwrap();
+    assert!(held.metadata.deletion_timestamp.is_some());
+    assert!(
+        held.metadata.finalizers.is_some_and(|f| !f.is_empty()),
+        "finalizer removed before delete reported done"
+    );
+    let ready = held
+        .status
+        .unwrap()
+        .contract
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.reason, "InstanceStopping");
+    cloud
+        .hold_deletes
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    eventually("the InfraMachine to go once delete is done", || async {
+        fake_machines.get_opt("m1").await.unwrap().is_none()
+    })
+    .await;
+    sim.stop().await;
+}

@@ -94,6 +94,8 @@ pub struct FakeCloud {
     pub instances: Arc<Mutex<HashMap<String, bool>>>,
     pub creates: Arc<Mutex<u32>>,
     pub panic_on: Option<String>,
+    /// While set, deletions report "in progress".
+    pub hold_deletes: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[async_trait]
@@ -140,6 +142,12 @@ impl InfraMachine for FakeCloud {
         &self,
         cx: &MachineContext<FakeMachine>,
     ) -> Result<DeleteOutcome, Failure<CloudError>> {
+        if self.hold_deletes.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(DeleteOutcome::in_progress(
+                "InstanceStopping",
+                Duration::from_millis(50),
+            ));
+        }
         let name = cx.machine.metadata.name.clone().unwrap_or_default();
         self.instances.lock().unwrap().remove(&name);
         Ok(DeleteOutcome::Deleted)

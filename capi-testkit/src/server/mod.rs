@@ -58,6 +58,8 @@ pub(crate) struct App {
 pub struct Server {
     store: Arc<Store>,
     faults: Arc<Faults>,
+    housekeeping:
+        Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<store::Housekeeping>>>>,
 }
 
 impl Default for Server {
@@ -76,21 +78,34 @@ impl Server {
     /// A server keeping `history` events for resumed watches.
     pub fn with_history(history: usize) -> Self {
         let (store, rx) = Store::new(history);
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(gc::run(Arc::downgrade(&store), rx));
-        } else {
-            // No runtime yet: the collector starts with the first served request's runtime.
-            std::mem::forget(rx);
-        }
         let namespaces = store.lock().registry.get("", "namespaces").cloned();
         if let Some(ns) = namespaces {
             for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
                 let _ = store.create(&ns, "", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}), false);
             }
         }
-        Self {
+        let server = Self {
             store,
             faults: Arc::new(Faults::default()),
+            housekeeping: Arc::new(std::sync::Mutex::new(Some(rx))),
+        };
+        server.start_housekeeping();
+        server
+    }
+
+    /// Starts the garbage collector and namespace controller once a Tokio runtime is around
+    /// (a server built outside one starts them with its first router).
+    fn start_housekeeping(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let rx = self
+            .housekeeping
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(rx) = rx {
+            handle.spawn(gc::run(Arc::downgrade(&self.store), rx));
         }
     }
 
@@ -106,6 +121,7 @@ impl Server {
 
     /// The HTTP routes, as a tower service (usable with no socket: `kube::Client::new(router, ns)`).
     pub fn router(&self, address: &str) -> Router {
+        self.start_housekeeping();
         let app = Arc::new(App {
             store: self.store.clone(),
             faults: self.faults.clone(),

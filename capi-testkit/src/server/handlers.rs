@@ -283,8 +283,10 @@ fn admit(
                         .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.')))
                         .collect();
                     return Err(ApiError::bad_request(format!(
-                        "strict decoding error: {}",
-                        list.join(", ")
+                        "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                        list.join(", "),
+                        kind = target.res.kind,
+                        version = target.version,
                     )));
                 }
                 Some("Ignore") => {}

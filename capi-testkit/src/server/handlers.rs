@@ -105,7 +105,7 @@ async fn handle(
     match (method, &target.name, target.subresource.as_deref()) {
         (&Method::GET, None, None) => {
             if matches!(params.get("watch").map(String::as_str), Some("true" | "1")) {
-                return watch::serve(app.clone(), target, params, accept).await;
+                return watch::serve(app.clone(), target, params).await;
             }
             list(app, &target, params, accept, &warnings)
         }
@@ -358,7 +358,7 @@ fn create(
         obj.as_object_mut().map(|o| o.remove("status"));
     }
     super::builtins::on_create(&target.res, &mut obj);
-    let manager = field_manager(params, headers, "Update");
+    let manager = field_manager(params, headers);
     patch::record_update(None, &mut obj, &manager, &NoSchema);
     let created = app.store.create(
         &target.res,
@@ -387,7 +387,7 @@ fn create(
     ))
 }
 
-fn field_manager(params: &Params, headers: &HeaderMap, operation: &str) -> FieldManager {
+fn field_manager(params: &Params, headers: &HeaderMap) -> FieldManager {
     let manager = params.get("fieldManager").cloned().unwrap_or_else(|| {
         headers
             .get(header::USER_AGENT)
@@ -396,7 +396,6 @@ fn field_manager(params: &Params, headers: &HeaderMap, operation: &str) -> Field
             .unwrap_or("unknown")
             .to_owned()
     });
-    let _ = operation;
     FieldManager {
         manager,
         api_version: String::new(),
@@ -445,7 +444,7 @@ fn update(
     }
     obj["metadata"]["name"] = json!(name);
     admit(app, target, &mut obj, params, &mut warnings)?;
-    let mut manager = field_manager(params, headers, "Update");
+    let mut manager = field_manager(params, headers);
     manager.subresource = sub.unwrap_or_default().to_owned();
     let ns = target.namespace.clone().unwrap_or_default();
     let res = target.res.clone();
@@ -503,7 +502,7 @@ fn patch(
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
     };
-    let mut manager = field_manager(params, headers, "Update");
+    let mut manager = field_manager(params, headers);
     manager.subresource = sub.unwrap_or_default().to_owned();
     if kind == PatchType::Apply {
         manager.manager = params.get("fieldManager").cloned().ok_or_else(|| {

@@ -94,7 +94,6 @@ pub(crate) async fn serve(
     app: Arc<App>,
     target: Target,
     params: &HashMap<String, String>,
-    _accept: &str,
 ) -> Result<Response, ApiError> {
     let (labels, fields) = super::handlers::selectors(&target, params)?;
     let rv_param = params.get("resourceVersion").cloned().unwrap_or_default();

@@ -13,6 +13,9 @@ fn is(res: &Resource, group: &str, plural: &str) -> bool {
 /// Fills what the server sets on create.
 pub(crate) fn on_create(res: &Resource, obj: &mut Value) {
     if is(res, "", "namespaces") {
+        if !obj["spec"].is_object() {
+            obj["spec"] = json!({});
+        }
         obj["spec"]["finalizers"] = json!(["kubernetes"]);
         obj["status"] = json!({"phase": "Active"});
     }

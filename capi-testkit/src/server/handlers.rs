@@ -234,6 +234,11 @@ fn admit(
     params: &Params,
     warnings: &mut Vec<String>,
 ) -> Result<(), ApiError> {
+    if !obj.is_object() || !(obj["metadata"].is_object() || obj["metadata"].is_null()) {
+        return Err(ApiError::bad_request(
+            "the object and its metadata must be JSON objects",
+        ));
+    }
     let name = obj["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
@@ -417,6 +422,11 @@ fn update(
     mut warnings: Vec<String>,
 ) -> Result<Response, ApiError> {
     let mut obj = parse_body(headers, body)?;
+    if !obj.is_object() || !(obj["metadata"].is_object() || obj["metadata"].is_null()) {
+        return Err(ApiError::bad_request(
+            "the object and its metadata must be JSON objects",
+        ));
+    }
     if obj["metadata"]["name"].as_str().is_some_and(|n| n != name) {
         return Err(ApiError::bad_request(format!(
             "the name of the object ({}) does not match the name on the URL ({name})",
@@ -532,6 +542,11 @@ fn patch(
     // Server-side apply creates a missing object.
     if kind == PatchType::Apply && app.store.get(&target.res, &ns, name).is_err() {
         let mut obj = patch_body.clone();
+        if !obj.is_object() || !(obj["metadata"].is_object() || obj["metadata"].is_null()) {
+            return Err(ApiError::bad_request(
+                "the apply configuration and its metadata must be objects",
+            ));
+        }
         obj["metadata"]["name"] = json!(name);
         admit(app, target, &mut obj, params, &mut warnings)?;
         super::builtins::on_create(&target.res, &mut obj);

@@ -472,6 +472,11 @@ impl Store {
             .cloned()
             .ok_or_else(|| ApiError::not_found(&res.plural, &res.group, name))?;
         let mut new = change(&old)?;
+        if !new.is_object() || !(new["metadata"].is_object() || new["metadata"].is_null()) {
+            return Err(ApiError::bad_request(
+                "the object and its metadata must be JSON objects",
+            ));
+        }
         let status_sub = res.version(res.storage_version()).is_some_and(|v| v.status);
         // Status rules: the main resource ignores status, /status ignores everything else.
         match subresource {

@@ -30,6 +30,41 @@ async fn setup() -> (TestEnv, tokio::sync::oneshot::Sender<()>, FakeCloud) {
     (env, stop, cloud)
 }
 
+/// A FakeCluster and the Cluster referencing it.
+async fn create_cluster(client: &kube::Client, name: &str) {
+    let fake: Api<FakeCluster> = Api::namespaced(client.clone(), "default");
+    fake.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "infrastructure.example.com/v1alpha1", "kind": "FakeCluster", "metadata": {"name": name}, "spec": {}})).unwrap()).await.unwrap();
+    let clusters: Api<capi_provider_sdk::capi_core::v1beta2::Cluster> =
+        Api::namespaced(client.clone(), "default");
+    let cluster = json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": name},
+        "spec": {"infrastructureRef": {"apiGroup": "infrastructure.example.com", "kind": "FakeCluster", "name": name}}});
+    clusters
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(cluster).unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+/// A FakeMachine and its control-plane Machine.
+async fn create_machine(client: &kube::Client, cluster: &str, name: &str) {
+    let fake: Api<FakeMachine> = Api::namespaced(client.clone(), "default");
+    fake.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "infrastructure.example.com/v1alpha1", "kind": "FakeMachine", "metadata": {"name": name}, "spec": {}})).unwrap()).await.unwrap();
+    let machines: Api<capi_provider_sdk::capi_core::v1beta2::Machine> =
+        Api::namespaced(client.clone(), "default");
+    let machine = json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
+        "metadata": {"name": name, "labels": {"cluster.x-k8s.io/control-plane": ""}},
+        "spec": {"clusterName": cluster, "bootstrap": {}, "infrastructureRef": {"apiGroup": "infrastructure.example.com", "kind": "FakeMachine", "name": name}}});
+    machines
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(machine).unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
 async fn eventually<F, Fut>(what: &str, f: F)
 where
     F: Fn() -> Fut,
@@ -56,13 +91,8 @@ async fn cluster_up_and_down() {
     let machines: Api<capi_provider_sdk::capi_core::v1beta2::Machine> =
         Api::namespaced(client.clone(), "default");
 
-    fake_clusters.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "infrastructure.example.com/v1alpha1", "kind": "FakeCluster", "metadata": {"name": "c1"}, "spec": {}})).unwrap()).await.unwrap();
-    clusters.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": "c1"},
-        "spec": {"infrastructureRef": {"apiGroup": "infrastructure.example.com", "kind": "FakeCluster", "name": "c1"}}})).unwrap()).await.unwrap();
-    fake_machines.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "infrastructure.example.com/v1alpha1", "kind": "FakeMachine", "metadata": {"name": "m1"}, "spec": {}})).unwrap()).await.unwrap();
-    machines.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
-        "metadata": {"name": "m1", "labels": {"cluster.x-k8s.io/control-plane": ""}},
-        "spec": {"clusterName": "c1", "bootstrap": {}, "infrastructureRef": {"apiGroup": "infrastructure.example.com", "kind": "FakeMachine", "name": "m1"}}})).unwrap()).await.unwrap();
+    create_cluster(&client, "c1").await;
+    create_machine(&client, "c1", "m1").await;
 
     eventually("the Cluster's infrastructure to be provisioned", || async {
         clusters
@@ -204,11 +234,7 @@ async fn v1beta1_fields_for_older_capi() {
     let sim = Simulator::new(env.client()).start();
     let client = env.client();
     let fake_clusters: Api<FakeCluster> = Api::namespaced(client.clone(), "default");
-    let clusters: Api<capi_provider_sdk::capi_core::v1beta2::Cluster> =
-        Api::namespaced(client.clone(), "default");
-    fake_clusters.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "infrastructure.example.com/v1alpha1", "kind": "FakeCluster", "metadata": {"name": "c1"}, "spec": {}})).unwrap()).await.unwrap();
-    clusters.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": "c1"},
-        "spec": {"infrastructureRef": {"apiGroup": "infrastructure.example.com", "kind": "FakeCluster", "name": "c1"}}})).unwrap()).await.unwrap();
+    create_cluster(&client, "c1").await;
     eventually("status.ready and v1beta1 conditions", || async {
         let fc = serde_json::to_value(fake_clusters.get("c1").await.unwrap()).unwrap();
         fc["status"]["ready"] == true
@@ -240,20 +266,10 @@ async fn a_panic_in_provider_code_stays_with_its_object() {
     );
     let sim = Simulator::new(env.client()).start();
     let client = env.client();
-    let fake_clusters: Api<FakeCluster> = Api::namespaced(client.clone(), "default");
     let fake_machines: Api<FakeMachine> = Api::namespaced(client.clone(), "default");
-    let clusters: Api<capi_provider_sdk::capi_core::v1beta2::Cluster> =
-        Api::namespaced(client.clone(), "default");
-    let machines: Api<capi_provider_sdk::capi_core::v1beta2::Machine> =
-        Api::namespaced(client.clone(), "default");
-    fake_clusters.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "infrastructure.example.com/v1alpha1", "kind": "FakeCluster", "metadata": {"name": "c1"}, "spec": {}})).unwrap()).await.unwrap();
-    clusters.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": "c1"},
-        "spec": {"infrastructureRef": {"apiGroup": "infrastructure.example.com", "kind": "FakeCluster", "name": "c1"}}})).unwrap()).await.unwrap();
+    create_cluster(&client, "c1").await;
     for name in ["bad", "good"] {
-        fake_machines.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "infrastructure.example.com/v1alpha1", "kind": "FakeMachine", "metadata": {"name": name}, "spec": {}})).unwrap()).await.unwrap();
-        machines.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
-            "metadata": {"name": name, "labels": {"cluster.x-k8s.io/control-plane": ""}},
-            "spec": {"clusterName": "c1", "bootstrap": {}, "infrastructureRef": {"apiGroup": "infrastructure.example.com", "kind": "FakeMachine", "name": name}}})).unwrap()).await.unwrap();
+        create_machine(&client, "c1", name).await;
     }
     eventually(
         "the good machine to provision despite the other one panicking",
@@ -298,19 +314,9 @@ async fn finalizer_stays_until_delete_is_done_and_resyncs_write_nothing() {
     );
     let sim = Simulator::new(env.client()).start();
     let client = env.client();
-    let fake_clusters: Api<FakeCluster> = Api::namespaced(client.clone(), "default");
     let fake_machines: Api<FakeMachine> = Api::namespaced(client.clone(), "default");
-    let clusters: Api<capi_provider_sdk::capi_core::v1beta2::Cluster> =
-        Api::namespaced(client.clone(), "default");
-    let machines: Api<capi_provider_sdk::capi_core::v1beta2::Machine> =
-        Api::namespaced(client.clone(), "default");
-    fake_clusters.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "infrastructure.example.com/v1alpha1", "kind": "FakeCluster", "metadata": {"name": "c1"}, "spec": {}})).unwrap()).await.unwrap();
-    clusters.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": "c1"},
-        "spec": {"infrastructureRef": {"apiGroup": "infrastructure.example.com", "kind": "FakeCluster", "name": "c1"}}})).unwrap()).await.unwrap();
-    fake_machines.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "infrastructure.example.com/v1alpha1", "kind": "FakeMachine", "metadata": {"name": "m1"}, "spec": {}})).unwrap()).await.unwrap();
-    machines.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
-        "metadata": {"name": "m1", "labels": {"cluster.x-k8s.io/control-plane": ""}},
-        "spec": {"clusterName": "c1", "bootstrap": {}, "infrastructureRef": {"apiGroup": "infrastructure.example.com", "kind": "FakeMachine", "name": "m1"}}})).unwrap()).await.unwrap();
+    create_cluster(&client, "c1").await;
+    create_machine(&client, "c1", "m1").await;
     eventually("provisioned", || async {
         fake_machines
             .get("m1")

@@ -374,7 +374,10 @@ fn create(
     if !dry_run {
         super::builtins::after_create(app, &target.res, &created)?;
     }
-    let created = if dry_run {
+    // Only a CRD changes after its create (its status is filled in): re-read just that one.
+    let is_crd = target.res.group == "apiextensions.k8s.io"
+        && target.res.plural == "customresourcedefinitions";
+    let created = if dry_run || !is_crd {
         created
     } else {
         app.store

@@ -12,8 +12,12 @@ use capi_core::bootstrap::BootstrapData;
 /// Everything known about one InfraMachine when the author is called.
 #[derive(Clone)]
 pub struct MachineContext<R> {
-    /// The InfraMachine as read at the start of this reconcile.
-    pub infra_machine: Arc<R>,
+    /// The InfraMachine as the SDK will write it back: the object read at the start of this
+    /// reconcile plus the SDK's own changes so far (its finalizer). Record provider-specific
+    /// state here, such as an instance ID in your status: what you change is patched after
+    /// `reconcile`/`delete` returns, also when it returns an error, in the same single
+    /// write as the contract fields (none when nothing changed).
+    pub infra_machine: R,
     /// The owning CAPI Machine (v1beta2 shape, whatever version the server stores).
     pub machine: Arc<Machine>,
     /// The Cluster the machine belongs to.
@@ -60,8 +64,9 @@ impl<R> MachineContext<R> {
 /// Everything known about one InfraCluster when the author is called.
 #[derive(Clone)]
 pub struct ClusterContext<R> {
-    /// The InfraCluster as read at the start of this reconcile.
-    pub infra_cluster: Arc<R>,
+    /// The InfraCluster as the SDK will write it back (see [`MachineContext::infra_machine`]):
+    /// record network or load-balancer IDs here.
+    pub infra_cluster: R,
     /// The owning Cluster.
     pub cluster: Arc<Cluster>,
     /// A client for anything else the provider reads or writes.

@@ -61,7 +61,7 @@
 //!     type Resource = ExampleMachine;
 //!     type Error = std::io::Error;
 //!
-//!     async fn reconcile(&self, cx: &MachineContext<ExampleMachine>) -> Result<MachineOutcome, Failure<std::io::Error>> {
+//!     async fn reconcile(&self, cx: &mut MachineContext<ExampleMachine>) -> Result<MachineOutcome, Failure<std::io::Error>> {
 //!         let name = cx.machine.metadata.name.clone().unwrap_or_default();
 //!         match self.cloud.instance(&name).await? {
 //!             Some((ip, true)) => Ok(MachineOutcome::provisioned(format!("example:///{name}")).with_internal_ip(ip).into()),
@@ -74,7 +74,7 @@
 //!         }
 //!     }
 //!
-//!     async fn delete(&self, cx: &MachineContext<ExampleMachine>) -> Result<DeleteOutcome, Failure<std::io::Error>> {
+//!     async fn delete(&self, cx: &mut MachineContext<ExampleMachine>) -> Result<DeleteOutcome, Failure<std::io::Error>> {
 //!         let name = cx.machine.metadata.name.clone().unwrap_or_default();
 //!         Ok(if self.cloud.delete_instance(&name).await? { DeleteOutcome::Deleted }
 //!            else { DeleteOutcome::in_progress("InstanceDeleting", Duration::from_secs(5)) })
@@ -86,12 +86,12 @@
 //!     type Resource = ExampleCluster;
 //!     type Error = std::io::Error;
 //!
-//!     async fn reconcile(&self, cx: &ClusterContext<ExampleCluster>) -> Result<ClusterOutcome, Failure<std::io::Error>> {
+//!     async fn reconcile(&self, cx: &mut ClusterContext<ExampleCluster>) -> Result<ClusterOutcome, Failure<std::io::Error>> {
 //!         let host = self.cloud.load_balancer(&cx.cluster.metadata.name.clone().unwrap_or_default()).await?;
 //!         Ok(ClusterOutcome::provisioned().with_endpoint(host, 6443).with_failure_domain("zone-a", true).into())
 //!     }
 //!
-//!     async fn delete(&self, _cx: &ClusterContext<ExampleCluster>) -> Result<DeleteOutcome, Failure<std::io::Error>> {
+//!     async fn delete(&self, _cx: &mut ClusterContext<ExampleCluster>) -> Result<DeleteOutcome, Failure<std::io::Error>> {
 //!         Ok(DeleteOutcome::Deleted)
 //!     }
 //! }
@@ -112,6 +112,8 @@
 pub mod backoff;
 pub mod context;
 mod controller;
+#[cfg(feature = "clap")]
+pub mod flags;
 pub mod manager;
 pub mod metrics;
 pub mod outcome;

@@ -24,13 +24,13 @@ pub trait InfraMachine: Send + Sync + 'static {
     /// Brings the instance towards the spec; reports how far it got.
     async fn reconcile(
         &self,
-        cx: &MachineContext<Self::Resource>,
+        cx: &mut MachineContext<Self::Resource>,
     ) -> Result<MachineOutcome, Failure<Self::Error>>;
 
     /// Tears the instance down; reports [`DeleteOutcome::Deleted`] once nothing is left.
     async fn delete(
         &self,
-        cx: &MachineContext<Self::Resource>,
+        cx: &mut MachineContext<Self::Resource>,
     ) -> Result<DeleteOutcome, Failure<Self::Error>>;
 }
 
@@ -48,12 +48,12 @@ pub trait InfraCluster: Send + Sync + 'static {
     /// Brings the cluster infrastructure towards the spec.
     async fn reconcile(
         &self,
-        cx: &ClusterContext<Self::Resource>,
+        cx: &mut ClusterContext<Self::Resource>,
     ) -> Result<ClusterOutcome, Failure<Self::Error>>;
 
     /// Tears the cluster infrastructure down.
     async fn delete(
         &self,
-        cx: &ClusterContext<Self::Resource>,
+        cx: &mut ClusterContext<Self::Resource>,
     ) -> Result<DeleteOutcome, Failure<Self::Error>>;
 }

@@ -121,8 +121,8 @@ async fn run_steps<P: InfraCluster>(
         generation,
     );
 
-    let cx = ClusterContext {
-        infra_cluster: obj.clone(),
+    let mut cx = ClusterContext {
+        infra_cluster: next.clone(),
         cluster: Arc::new(cluster),
         client: shared.client.clone(),
         events: EventPublisher::new(shared.recorder.clone(), obj.object_ref(&())),
@@ -132,7 +132,10 @@ async fn run_steps<P: InfraCluster>(
         if !finalizers::has(obj.meta(), &shared.options.finalizer) {
             return Ok(Action::await_change());
         }
-        return match shared.provider.delete(&cx).await {
+        let outcome = shared.provider.delete(&mut cx).await;
+        // Kept unless the deletion is done (then only the finalizer changes, below).
+        std::mem::swap(next, &mut cx.infra_cluster);
+        return match outcome {
             Ok(DeleteOutcome::Deleted) => {
                 tracing::info!("infrastructure deleted, removing finalizer");
                 *next = (**obj).clone();
@@ -164,9 +167,11 @@ async fn run_steps<P: InfraCluster>(
         };
     }
 
-    finalizers::add(next.meta_mut(), &shared.options.finalizer);
-
-    match shared.provider.reconcile(&cx).await {
+    finalizers::add(cx.infra_cluster.meta_mut(), &shared.options.finalizer);
+    let outcome = shared.provider.reconcile(&mut cx).await;
+    // The author's changes to their object (a network ID) go out with the contract fields.
+    std::mem::swap(next, &mut cx.infra_cluster);
+    match outcome {
         Ok(ClusterOutcome::Provisioned(p)) => {
             let was = next
                 .contract_status()

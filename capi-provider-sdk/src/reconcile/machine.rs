@@ -127,8 +127,8 @@ async fn run_steps<P: InfraMachine>(
         }
     };
 
-    let cx = MachineContext {
-        infra_machine: obj.clone(),
+    let mut cx = MachineContext {
+        infra_machine: next.clone(),
         machine: Arc::new(machine),
         cluster: Arc::new(cluster),
         infra_cluster: infra_cluster.map(Arc::new),
@@ -136,7 +136,9 @@ async fn run_steps<P: InfraMachine>(
         client: shared.client.clone(),
         events: events_for(shared, obj.as_ref()),
     };
-    let outcome = shared.provider.reconcile(&cx).await;
+    let outcome = shared.provider.reconcile(&mut cx).await;
+    // The author's changes to their object (an instance ID) go out with the contract fields.
+    std::mem::swap(next, &mut cx.infra_machine);
     apply_outcome(shared, &cx, next, generation, outcome).await
 }
 
@@ -236,8 +238,8 @@ async fn delete<P: InfraMachine>(
     if !finalizers::has(obj.meta(), &shared.options.finalizer) {
         return Ok(Action::await_change());
     }
-    let cx = MachineContext {
-        infra_machine: obj.clone(),
+    let mut cx = MachineContext {
+        infra_machine: next.clone(),
         machine: Arc::new(machine),
         cluster: Arc::new(cluster),
         infra_cluster: None,
@@ -245,7 +247,10 @@ async fn delete<P: InfraMachine>(
         client: shared.client.clone(),
         events: events_for(shared, obj.as_ref()),
     };
-    match shared.provider.delete(&cx).await {
+    let outcome = shared.provider.delete(&mut cx).await;
+    // Kept unless the deletion is done (then only the finalizer changes, below).
+    *next = cx.infra_machine;
+    match outcome {
         Ok(DeleteOutcome::Deleted) => {
             tracing::info!("infrastructure deleted, removing finalizer");
             // Only the finalizer changes: the object may vanish with this write.

@@ -105,7 +105,7 @@ impl InfraMachine for FakeCloud {
 
     async fn reconcile(
         &self,
-        cx: &MachineContext<FakeMachine>,
+        cx: &mut MachineContext<FakeMachine>,
     ) -> Result<MachineOutcome, Failure<CloudError>> {
         let name = cx.machine.metadata.name.clone().unwrap_or_default();
         if self.panic_on.as_deref() == Some(name.as_str()) {
@@ -140,7 +140,7 @@ impl InfraMachine for FakeCloud {
 
     async fn delete(
         &self,
-        cx: &MachineContext<FakeMachine>,
+        cx: &mut MachineContext<FakeMachine>,
     ) -> Result<DeleteOutcome, Failure<CloudError>> {
         if self.hold_deletes.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(DeleteOutcome::in_progress(
@@ -161,7 +161,7 @@ impl InfraCluster for FakeCloud {
 
     async fn reconcile(
         &self,
-        _cx: &ClusterContext<FakeCluster>,
+        _cx: &mut ClusterContext<FakeCluster>,
     ) -> Result<ClusterOutcome, Failure<CloudError>> {
         Ok(ClusterOutcome::provisioned()
             .with_endpoint("10.0.0.100", 6443)
@@ -172,7 +172,7 @@ impl InfraCluster for FakeCloud {
 
     async fn delete(
         &self,
-        _cx: &ClusterContext<FakeCluster>,
+        _cx: &mut ClusterContext<FakeCluster>,
     ) -> Result<DeleteOutcome, Failure<CloudError>> {
         Ok(DeleteOutcome::Deleted)
     }

@@ -1,6 +1,8 @@
 //! An in-process Kubernetes API server, a CAPI-core simulator and a provider conformance suite.
 
+pub mod apply;
 pub mod conformance;
+pub mod describe;
 pub mod env;
 pub mod patch;
 pub mod schema;

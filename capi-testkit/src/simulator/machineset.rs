@@ -82,6 +82,27 @@ where
     Ok(true)
 }
 
+/// What upstream's defaulting webhooks do for MachineSets and MachineDeployments: label them
+/// with their cluster's name, which the Cluster controller's deletion finds them by. Returns
+/// whether a write was made (the watch brings the object back).
+async fn ensure_cluster_label<K>(api: &Api<K>, obj: &K, cluster: &str) -> Result<bool, SimError>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    if cluster.is_empty()
+        || obj.labels().get(CLUSTER_NAME_LABEL).map(String::as_str) == Some(cluster)
+    {
+        return Ok(false);
+    }
+    api.patch(
+        &obj.meta().name.clone().unwrap_or_default(),
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"labels": {CLUSTER_NAME_LABEL: cluster}}})),
+    )
+    .await?;
+    Ok(true)
+}
+
 async fn remove_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<(), SimError>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
@@ -116,6 +137,11 @@ async fn reconcile_set(ms: Arc<MachineSet>, ctx: Arc<Ctx>) -> Result<Action, Sim
         .filter(|m| owned_by(m.meta(), &uid))
         .collect();
 
+    if ms.meta().deletion_timestamp.is_none()
+        && ensure_cluster_label(&api, ms.as_ref(), &ms.spec.cluster_name).await?
+    {
+        return Ok(Action::await_change());
+    }
     if ms.meta().deletion_timestamp.is_some() {
         if !has_finalizer(ms.meta(), MACHINESET_FINALIZER) {
             return Ok(Action::await_change());
@@ -339,6 +365,11 @@ async fn reconcile_deployment(
         .filter(|s| owned_by(s.meta(), &uid))
         .collect();
 
+    if md.meta().deletion_timestamp.is_none()
+        && ensure_cluster_label(&api, md.as_ref(), &md.spec.cluster_name).await?
+    {
+        return Ok(Action::await_change());
+    }
     if md.meta().deletion_timestamp.is_some() {
         if !has_finalizer(md.meta(), MACHINEDEPLOYMENT_FINALIZER) {
             return Ok(Action::await_change());

@@ -1,0 +1,1 @@
+//! Placeholder: the BYOH example provider lands in a later commit.

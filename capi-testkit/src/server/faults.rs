@@ -71,6 +71,7 @@ impl FaultRule {
 #[derive(Debug, Default)]
 pub struct Faults {
     rules: Mutex<Vec<FaultRule>>,
+    injected: std::sync::atomic::AtomicU64,
 }
 
 impl Faults {
@@ -80,6 +81,11 @@ impl Faults {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(rule);
+    }
+
+    /// How many requests a rule has answered or delayed so far.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Removes every rule.
@@ -99,6 +105,8 @@ impl Faults {
             *n -= 1;
         }
         rules.retain(|r| r.remaining != Some(0));
+        self.injected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(fault)
     }
 

@@ -345,60 +345,71 @@ impl fmt::Display for ClusterDescription {
                 check(self.control_plane_initialized)
             ),
         )?;
-        let mut sections: Vec<
-            Box<dyn Fn(&mut fmt::Formatter<'_>, &str, &str) -> fmt::Result + '_>,
-        > = Vec::new();
+        let mut sections = Vec::new();
         if let Some(i) = &self.infrastructure {
-            sections.push(Box::new(move |f, head, _| {
-                let state = if i.deleting { "Deleting" } else { &i.state };
-                line(f, head, &format!("{} {}", i.kind, i.name), state, &i.detail)
-            }));
+            sections.push(Section::Infrastructure(i));
         }
-        let groups: Vec<(String, String, &[MachineRow])> = std::iter::once((
-            "Control plane".to_owned(),
-            String::new(),
-            self.control_plane.as_slice(),
-        ))
-        .filter(|(_, _, m)| !m.is_empty())
-        .chain(self.deployments.iter().map(|d| {
-            (
-                format!("MachineDeployment {}", d.name),
-                format!("{}/{} running", d.running, d.desired),
-                d.machines.as_slice(),
-            )
-        }))
-        .chain(
-            std::iter::once((
-                "Other machines".to_owned(),
-                String::new(),
-                self.other_machines.as_slice(),
-            ))
-            .filter(|(_, _, m)| !m.is_empty()),
-        )
-        .collect();
-        for (title, state, machines) in groups {
-            sections.push(Box::new(move |f, head, cont| {
-                line(f, head, &title, &state, "")?;
-                for (i, m) in machines.iter().enumerate() {
-                    let branch = if i + 1 == machines.len() {
-                        "└─ "
-                    } else {
-                        "├─ "
-                    };
-                    machine_line(f, &format!("{cont}{branch}"), m)?;
-                }
-                Ok(())
-            }));
+        if !self.control_plane.is_empty() {
+            sections.push(Section::Machines {
+                title: "Control plane".into(),
+                state: String::new(),
+                machines: &self.control_plane,
+            });
+        }
+        for d in &self.deployments {
+            sections.push(Section::Machines {
+                title: format!("MachineDeployment {}", d.name),
+                state: format!("{}/{} running", d.running, d.desired),
+                machines: &d.machines,
+            });
+        }
+        if !self.other_machines.is_empty() {
+            sections.push(Section::Machines {
+                title: "Other machines".into(),
+                state: String::new(),
+                machines: &self.other_machines,
+            });
         }
         let n = sections.len();
-        for (i, s) in sections.iter().enumerate() {
+        for (i, section) in sections.iter().enumerate() {
             let last = i + 1 == n;
-            s(
-                f,
-                if last { "└─ " } else { "├─ " },
-                if last { "   " } else { "│  " },
-            )?;
+            let (head, cont) = if last {
+                ("└─ ", "   ")
+            } else {
+                ("├─ ", "│  ")
+            };
+            match section {
+                Section::Infrastructure(r) => {
+                    let state = if r.deleting { "Deleting" } else { &r.state };
+                    line(f, head, &format!("{} {}", r.kind, r.name), state, &r.detail)?;
+                }
+                Section::Machines {
+                    title,
+                    state,
+                    machines,
+                } => {
+                    line(f, head, title, state, "")?;
+                    for (j, m) in machines.iter().enumerate() {
+                        let branch = if j + 1 == machines.len() {
+                            "└─ "
+                        } else {
+                            "├─ "
+                        };
+                        machine_line(f, &format!("{cont}{branch}"), m)?;
+                    }
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// One branch under the Cluster.
+enum Section<'a> {
+    Infrastructure(&'a Row),
+    Machines {
+        title: String,
+        state: String,
+        machines: &'a [MachineRow],
+    },
 }

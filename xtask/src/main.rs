@@ -2,8 +2,10 @@
 //!
 //! - `codegen [--corpus DIR]`: regenerate capi-core's v1beta1/v1beta2 types from upstream CRDs.
 //! - `crds --out DIR`: write one YAML file per CRD for every capi-core kind.
+//! - `demo`: a cluster brought up, scaled and deleted by the SimCloud example provider.
 
 mod codegen;
+mod demo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +27,9 @@ enum Command {
         #[arg(long, default_value = "../shared/corpus/cluster-api/crds")]
         corpus: PathBuf,
     },
+    /// Bring a cluster up, scale it and tear it down with the SimCloud provider, the CAPI-core
+    /// simulator and the embedded API server, all in this process.
+    Demo(demo::DemoArgs),
     /// Write the CRDs of every capi-core kind, one YAML file each.
     Crds {
         /// Output folder (created if missing). Without it, all CRDs go to stdout as one stream.
@@ -64,6 +69,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Crds { out } => write_crds(out),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -132,6 +132,19 @@ fn network_of(cx: &MachineContext<SimCloudMachine>) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A zone for a machine CAPI placed in no failure domain: the same one for the same machine
+/// every time, and machines spread over all zones.
+fn spread(zones: &[String], uid: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    uid.hash(&mut h);
+    let n = zones.len().max(1) as u64;
+    zones
+        .get((h.finish() % n) as usize)
+        .cloned()
+        .unwrap_or_default()
+}
+
 fn state_name(state: InstanceState) -> String {
     format!("{state:?}")
 }
@@ -151,8 +164,7 @@ impl InfraMachine for SimCloudProvider {
         let zone = cx
             .failure_domain()
             .map(str::to_owned)
-            .or_else(|| self.cloud.config().zones.first().cloned())
-            .unwrap_or_default();
+            .unwrap_or_else(|| spread(&self.cloud.config().zones, &uid));
         let network = network_of(cx);
         let size = cx.infra_machine.spec.size;
         let known_id = cx

@@ -23,6 +23,11 @@
 //! assert_eq!(options.namespace.as_deref(), Some("capi-system"));
 //! assert_eq!(options.watch_filter.as_deref(), Some("team-a"));
 //! assert_eq!(options.leader_election.unwrap().lease_name, "example-provider-leader-election");
+//!
+//! // Empty values, as a components YAML passes a variable left unset, mean "unset".
+//! let cli = Cli::parse_from(["provider", "--namespace=", "--watch-filter="]);
+//! let options = cli.manager.options("example-provider");
+//! assert_eq!((options.namespace, options.watch_filter), (None, None));
 //! ```
 
 use std::net::SocketAddr;
@@ -114,9 +119,11 @@ impl ManagerFlags {
         } else {
             None
         };
+        // `--namespace=""` (a components YAML variable left empty) means all namespaces.
+        let non_empty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
         ManagerOptions {
-            namespace: self.namespace.clone(),
-            watch_filter: self.watch_filter.clone(),
+            namespace: non_empty(&self.namespace),
+            watch_filter: non_empty(&self.watch_filter),
             concurrency: self.concurrency.max(1),
             v1beta1_fields: self.v1beta1_fields,
             resync: self.sync_period.map(Duration::from_secs),

@@ -3,9 +3,12 @@
 //! - `codegen [--corpus DIR]`: regenerate capi-core's v1beta1/v1beta2 types from upstream CRDs.
 //! - `crds --out DIR`: write one YAML file per CRD for every capi-core kind.
 //! - `demo`: a cluster brought up, scaled and deleted by the SimCloud example provider.
+//! - `release-artifacts --provider NAME --version vX.Y.Z --out DIR`: a provider's clusterctl
+//!   release files.
 
 mod codegen;
 mod demo;
+mod release;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +33,18 @@ enum Command {
     /// Bring a cluster up, scale it and tear it down with the SimCloud provider, the CAPI-core
     /// simulator and the embedded API server, all in this process.
     Demo(demo::DemoArgs),
+    /// Write a provider's clusterctl release files: components, metadata, templates, Dockerfile.
+    ReleaseArtifacts {
+        /// The provider (simcloud, byoh).
+        #[arg(long)]
+        provider: String,
+        /// The release version, vMAJOR.MINOR.PATCH.
+        #[arg(long)]
+        version: String,
+        /// Output folder (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write the CRDs of every capi-core kind, one YAML file each.
     Crds {
         /// Output folder (created if missing). Without it, all CRDs go to stdout as one stream.
@@ -70,6 +85,11 @@ fn main() -> ExitCode {
         }
         Command::Crds { out } => write_crds(out),
         Command::Demo(args) => demo::run(args),
+        Command::ReleaseArtifacts {
+            provider,
+            version,
+            out,
+        } => release_artifacts(&provider, &version, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -78,6 +98,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn release_artifacts(name: &str, version: &str, out: &std::path::Path) -> Result<(), String> {
+    let providers = release::providers();
+    let provider = providers.iter().find(|p| p.name == name).ok_or_else(|| {
+        let known: Vec<&str> = providers.iter().map(|p| p.name).collect();
+        format!("unknown provider {name:?}; known: {}", known.join(", "))
+    })?;
+    for file in release::write(provider, version, out)? {
+        println!("wrote {file}");
+    }
+    Ok(())
 }
 
 fn write_crds(out: Option<PathBuf>) -> Result<(), String> {

@@ -68,3 +68,18 @@ pub fn testkit_cluster(
         _ => None,
     })
 }
+
+/// The provider's least-privilege ClusterRole: what the SDK needs for its two kinds. SimCloud
+/// itself is reached outside Kubernetes, so nothing is added.
+///
+/// ```
+/// let role = capi_provider_simcloud::cluster_role("capi-simcloud-manager-role");
+/// assert!(role.rules.unwrap().iter().any(|r| r.resources.as_ref().unwrap().contains(&"simcloudmachines".into())));
+/// ```
+pub fn cluster_role(name: &str) -> k8s_openapi::api::rbac::v1::ClusterRole {
+    use capi_provider_sdk::rbac::{ClusterRoleBuilder, ResourceRef};
+    ClusterRoleBuilder::new(name)
+        .resource(ResourceRef::of::<api::SimCloudCluster>())
+        .resource(ResourceRef::of::<api::SimCloudMachine>())
+        .build()
+}

@@ -3,10 +3,12 @@
 //! - `codegen [--corpus DIR]`: regenerate capi-core's v1beta1/v1beta2 types from upstream CRDs.
 //! - `crds --out DIR`: write one YAML file per CRD for every capi-core kind.
 //! - `demo`: a cluster brought up, scaled and deleted by the SimCloud example provider.
+//! - `conformance --provider NAME`: the conformance CLI against a provider's binaries.
 //! - `release-artifacts --provider NAME --version vX.Y.Z --out DIR`: a provider's clusterctl
 //!   release files.
 
 mod codegen;
+mod conformance;
 mod demo;
 mod release;
 
@@ -33,6 +35,15 @@ enum Command {
     /// Bring a cluster up, scale it and tear it down with the SimCloud provider, the CAPI-core
     /// simulator and the embedded API server, all in this process.
     Demo(demo::DemoArgs),
+    /// Run the conformance suite's command line against a provider's binaries.
+    Conformance {
+        /// The provider (simcloud, byoh).
+        #[arg(long)]
+        provider: String,
+        /// Also write a JUnit report here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
     /// Write a provider's clusterctl release files: components, metadata, templates, Dockerfile.
     ReleaseArtifacts {
         /// The provider (simcloud, byoh).
@@ -85,6 +96,14 @@ fn main() -> ExitCode {
         }
         Command::Crds { out } => write_crds(out),
         Command::Demo(args) => demo::run(args),
+        Command::Conformance { provider, junit } => find_provider(&provider).and_then(|p| {
+            match conformance::run(&p, &workspace_root(), junit.as_deref())? {
+                true => Ok(()),
+                false => Err(format!(
+                    "{provider}: a required conformance scenario failed"
+                )),
+            }
+        }),
         Command::ReleaseArtifacts {
             provider,
             version,
@@ -100,13 +119,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn release_artifacts(name: &str, version: &str, out: &std::path::Path) -> Result<(), String> {
+fn find_provider(name: &str) -> Result<release::Provider, String> {
     let providers = release::providers();
-    let provider = providers.iter().find(|p| p.name == name).ok_or_else(|| {
-        let known: Vec<&str> = providers.iter().map(|p| p.name).collect();
-        format!("unknown provider {name:?}; known: {}", known.join(", "))
-    })?;
-    for file in release::write(provider, version, out)? {
+    let known: Vec<&str> = providers.iter().map(|p| p.name).collect();
+    let known = known.join(", ");
+    providers
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| format!("unknown provider {name:?}; known: {known}"))
+}
+
+fn release_artifacts(name: &str, version: &str, out: &std::path::Path) -> Result<(), String> {
+    let provider = find_provider(name)?;
+    for file in release::write(&provider, version, out)? {
         println!("wrote {file}");
     }
     Ok(())

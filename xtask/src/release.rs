@@ -30,6 +30,9 @@ pub struct Provider {
     pub templates: &'static [(&'static str, &'static str)],
     /// Manager arguments of its own, `${VARIABLES}` allowed.
     pub extra_args: &'static [&'static str],
+    /// `cargo xtask conformance`: the binaries to build, and the command line that runs the
+    /// provider (`{bin}`: the folder of the built binaries; `{kubeconfig}`: the server's).
+    pub conformance: (&'static [&'static str], &'static str),
 }
 
 /// The providers of this repository.
@@ -45,6 +48,11 @@ pub fn providers() -> Vec<Provider> {
             "--cloud-error-rate=${SIMCLOUD_ERROR_RATE:=0}",
             "--cloud-instance-quota=${SIMCLOUD_INSTANCE_QUOTA:=100}",
         ],
+        conformance: (
+            &["capi-provider-simcloud"],
+            "{bin}/capi-provider-simcloud --kubeconfig {kubeconfig} --cloud-latency-ms 1 \
+             --cloud-boot-ms 300 --cloud-consistency-delay-ms 150",
+        ),
     }]
 }
 

@@ -137,6 +137,31 @@ async fn main() -> ExitCode {
     }
 }
 
+/// SIGTERM to the provider's process group, SIGKILL to what is left after 5 s.
+async fn stop_provider(child: &mut tokio::process::Child) {
+    #[cfg(unix)]
+    if let Some(pid) = child.id() {
+        let group = format!("-{pid}");
+        let signal = |sig: &str| {
+            // `kill` rather than libc: this crate forbids unsafe code.
+            let _ = std::process::Command::new("kill")
+                .args([sig, "--", &group])
+                .stderr(std::process::Stdio::null())
+                .status();
+        };
+        signal("-TERM");
+        if tokio::time::timeout(std::time::Duration::from_secs(5), child.wait())
+            .await
+            .is_err()
+        {
+            signal("-KILL");
+        }
+        // Children of the shell may outlive it for a moment: make sure they are gone too.
+        signal("-KILL");
+    }
+    let _ = child.kill().await;
+}
+
 async fn conformance(
     provider_cmd: String,
     crd_paths: Vec<PathBuf>,
@@ -161,10 +186,13 @@ async fn conformance(
     let kubeconfig = env.kubeconfig_path();
     let command = provider_cmd.replace("{kubeconfig}", &kubeconfig.display().to_string());
     tracing::info!(%command, "starting the provider");
-    let mut child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(&command)
-        .kill_on_drop(true)
+    let mut shell = tokio::process::Command::new("sh");
+    shell.arg("-c").arg(&command).kill_on_drop(true);
+    // A process group of its own: whatever the command line starts (an agent beside the
+    // provider, say) is stopped with it.
+    #[cfg(unix)]
+    shell.process_group(0);
+    let mut child = shell
         .spawn()
         .map_err(|e| format!("cannot start the provider: {e}"))?;
     let mut config = ConformanceConfig {
@@ -178,7 +206,7 @@ async fn conformance(
         config = config.with_template(&text)?;
     }
     let result = run(config).await;
-    let _ = child.kill().await;
+    stop_provider(&mut child).await;
     let mut report = result.map_err(|e| e.to_string())?;
     // The static checks read the files as given, not the installed copies.
     report.findings = static_checks::check_crds(&provider_crds)

@@ -37,23 +37,38 @@ pub struct Provider {
 
 /// The providers of this repository.
 pub fn providers() -> Vec<Provider> {
-    vec![Provider {
-        name: capi_provider_simcloud::PROVIDER_NAME,
-        binary: "capi-provider-simcloud",
-        crds: || capi_provider_simcloud::api::crds().map_err(|e| e.to_string()),
-        cluster_role: capi_provider_simcloud::cluster_role,
-        templates: &capi_provider_simcloud::TEMPLATES,
-        extra_args: &[
-            "--cloud-latency-ms=${SIMCLOUD_LATENCY_MS:=10}",
-            "--cloud-error-rate=${SIMCLOUD_ERROR_RATE:=0}",
-            "--cloud-instance-quota=${SIMCLOUD_INSTANCE_QUOTA:=100}",
-        ],
-        conformance: (
-            &["capi-provider-simcloud"],
-            "{bin}/capi-provider-simcloud --kubeconfig {kubeconfig} --cloud-latency-ms 1 \
+    vec![
+        Provider {
+            name: capi_provider_simcloud::PROVIDER_NAME,
+            binary: "capi-provider-simcloud",
+            crds: || capi_provider_simcloud::api::crds().map_err(|e| e.to_string()),
+            cluster_role: capi_provider_simcloud::cluster_role,
+            templates: &capi_provider_simcloud::TEMPLATES,
+            extra_args: &[
+                "--cloud-latency-ms=${SIMCLOUD_LATENCY_MS:=10}",
+                "--cloud-error-rate=${SIMCLOUD_ERROR_RATE:=0}",
+                "--cloud-instance-quota=${SIMCLOUD_INSTANCE_QUOTA:=100}",
+            ],
+            conformance: (
+                &["capi-provider-simcloud"],
+                "{bin}/capi-provider-simcloud --kubeconfig {kubeconfig} --cloud-latency-ms 1 \
              --cloud-boot-ms 300 --cloud-consistency-delay-ms 150",
-        ),
-    }]
+            ),
+        },
+        Provider {
+            name: capi_provider_byoh::PROVIDER_NAME,
+            binary: "byoh-provider",
+            crds: || Ok(capi_provider_byoh::crds()),
+            cluster_role: capi_provider_byoh::cluster_role,
+            templates: &capi_provider_byoh::TEMPLATES,
+            extra_args: &["--host-namespace=${BYOH_HOST_NAMESPACE:=}"],
+            conformance: (
+                &["byoh-provider", "byoh-agent"],
+                "{bin}/byoh-agent --kubeconfig {kubeconfig} --namespace default --name host \
+                 --hosts 12 & exec {bin}/byoh-provider --kubeconfig {kubeconfig} --host-namespace default",
+            ),
+        },
+    ]
 }
 
 /// Writes the release files of `provider` at `version` (`vX.Y.Z`) into `out`.

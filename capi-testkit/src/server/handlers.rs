@@ -54,6 +54,7 @@ pub(crate) async fn dispatch(
     let params: Params = Query::<Params>::try_from_uri(&uri)
         .map(|q| q.0)
         .unwrap_or_default();
+    app.requests.record(method.as_str(), uri.path());
     if let Some(resp) = app.faults.intercept(&method, uri.path()).await {
         return resp;
     }

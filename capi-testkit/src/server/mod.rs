@@ -31,6 +31,7 @@ pub mod errors;
 pub mod faults;
 mod gc;
 mod handlers;
+pub mod requests;
 pub mod resources;
 pub mod selectors;
 pub mod store;
@@ -43,6 +44,7 @@ use axum::Router;
 use serde_json::json;
 
 use faults::Faults;
+use requests::RequestCounter;
 use store::Store;
 
 /// Shared by every request.
@@ -50,6 +52,7 @@ use store::Store;
 pub(crate) struct App {
     pub store: Arc<Store>,
     pub faults: Arc<Faults>,
+    pub requests: Arc<RequestCounter>,
     pub address: String,
 }
 
@@ -58,6 +61,7 @@ pub(crate) struct App {
 pub struct Server {
     store: Arc<Store>,
     faults: Arc<Faults>,
+    requests: Arc<RequestCounter>,
     housekeeping:
         Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<store::Housekeeping>>>>,
 }
@@ -87,6 +91,7 @@ impl Server {
         let server = Self {
             store,
             faults: Arc::new(Faults::default()),
+            requests: Arc::new(RequestCounter::default()),
             housekeeping: Arc::new(std::sync::Mutex::new(Some(rx))),
         };
         server.start_housekeeping();
@@ -119,12 +124,18 @@ impl Server {
         &self.faults
     }
 
+    /// Counts of the requests answered so far.
+    pub fn requests(&self) -> &Arc<RequestCounter> {
+        &self.requests
+    }
+
     /// The HTTP routes, as a tower service (usable with no socket: `kube::Client::new(router, ns)`).
     pub fn router(&self, address: &str) -> Router {
         self.start_housekeeping();
         let app = Arc::new(App {
             store: self.store.clone(),
             faults: self.faults.clone(),
+            requests: self.requests.clone(),
             address: address.to_owned(),
         });
         Router::new().fallback(handlers::dispatch).with_state(app)

@@ -1,0 +1,127 @@
+//! Counts of the requests the server answered, by method and resource, so that tests and
+//! benchmarks can tell how many API calls (and writes) a controller made.
+//!
+//! ```
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! let env = capi_testkit::env::TestEnv::start().await?;
+//! let before = env.server().requests().snapshot();
+//! let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::default_namespaced(env.client());
+//! cms.list(&Default::default()).await?;
+//! let after = env.server().requests().snapshot();
+//! assert_eq!(after.since(&before).count("GET", "configmaps"), 1);
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// The live counters of a server.
+#[derive(Debug, Default)]
+pub struct RequestCounter {
+    counts: Mutex<BTreeMap<(String, String), u64>>,
+}
+
+/// Request counts at one moment, by `(method, resource)`; the resource is the plural name
+/// (with `/status` or `/scale` for subresources), or the path for non-resource URLs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestCounts(pub BTreeMap<(String, String), u64>);
+
+/// The resource a request path names: `/api/v1/namespaces/ns/configmaps/x` → `configmaps`,
+/// `/apis/g/v/namespaces/ns/things/x/status` → `things/status`.
+fn resource_of(path: &str) -> String {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let rest = match parts.as_slice() {
+        ["api", _version, rest @ ..] => rest,
+        ["apis", _group, _version, rest @ ..] => rest,
+        _ => return path.to_owned(),
+    };
+    let rest = match rest {
+        ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
+        r => r,
+    };
+    match rest {
+        [plural] | [plural, _] => (*plural).to_owned(),
+        [plural, _, sub, ..] => format!("{plural}/{sub}"),
+        [] => path.to_owned(),
+    }
+}
+
+impl RequestCounter {
+    pub(crate) fn record(&self, method: &str, path: &str) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        *counts
+            .entry((method.to_owned(), resource_of(path)))
+            .or_default() += 1;
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> RequestCounts {
+        RequestCounts(
+            self.counts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
+    }
+}
+
+impl RequestCounts {
+    /// Requests with `method` to `resource` (`"*"` for any method).
+    pub fn count(&self, method: &str, resource: &str) -> u64 {
+        self.0
+            .iter()
+            .filter(|((m, r), _)| (method == "*" || m == method) && r == resource)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Writes (POST, PUT, PATCH, DELETE) to `resource` and its subresources.
+    pub fn writes(&self, resource: &str) -> u64 {
+        self.0
+            .iter()
+            .filter(|((m, r), _)| {
+                matches!(m.as_str(), "POST" | "PUT" | "PATCH" | "DELETE")
+                    && (r == resource
+                        || r.strip_prefix(resource).is_some_and(|s| s.starts_with('/')))
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// What happened between `earlier` and these counts.
+    pub fn since(&self, earlier: &RequestCounts) -> RequestCounts {
+        RequestCounts(
+            self.0
+                .iter()
+                .map(|(k, n)| {
+                    (
+                        k.clone(),
+                        n - earlier.0.get(k).copied().unwrap_or(0).min(*n),
+                    )
+                })
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_their_resource() {
+        assert_eq!(
+            resource_of("/api/v1/namespaces/d/configmaps/x"),
+            "configmaps"
+        );
+        assert_eq!(resource_of("/api/v1/namespaces"), "namespaces");
+        assert_eq!(resource_of("/api/v1/namespaces/d"), "namespaces");
+        assert_eq!(
+            resource_of("/apis/g.io/v1/namespaces/d/things/x/status"),
+            "things/status"
+        );
+        assert_eq!(resource_of("/apis/g.io/v1/things"), "things");
+        assert_eq!(resource_of("/healthz"), "/healthz");
+    }
+}

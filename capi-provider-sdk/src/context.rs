@@ -18,9 +18,11 @@ pub struct MachineContext<R> {
     /// `reconcile`/`delete` returns, also when it returns an error, in the same single
     /// write as the contract fields (none when nothing changed).
     pub infra_machine: R,
-    /// The owning CAPI Machine (v1beta2 shape, whatever version the server stores).
+    /// The owning CAPI Machine (v1beta2 shape, whatever version the server stores). During
+    /// `delete` it may be a stand-in carrying only its name, namespace and cluster name: when
+    /// CAPI's objects went first (their namespace is being deleted), teardown still runs.
     pub machine: Arc<Machine>,
-    /// The Cluster the machine belongs to.
+    /// The Cluster the machine belongs to (during `delete`, possibly a stand-in, as above).
     pub cluster: Arc<Cluster>,
     /// The Cluster's InfraCluster, if it has one (any provider kind, as JSON).
     pub infra_cluster: Option<Arc<DynamicObject>>,
@@ -67,7 +69,8 @@ pub struct ClusterContext<R> {
     /// The InfraCluster as the SDK will write it back (see [`MachineContext::infra_machine`]):
     /// record network or load-balancer IDs here.
     pub infra_cluster: R,
-    /// The owning Cluster.
+    /// The owning Cluster (during `delete`, possibly a stand-in with only its name and
+    /// namespace, when the Cluster went first).
     pub cluster: Arc<Cluster>,
     /// A client for anything else the provider reads or writes.
     pub client: Client,

@@ -12,7 +12,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
-use super::{ReconcileError, Shared, StepResult, conditions, finalizers};
+use super::{ReconcileError, Shared, StepResult, conditions, finalizers, stand_ins};
 use crate::context::{ClusterContext, EventPublisher};
 use crate::outcome::{ClusterOutcome, DeleteOutcome, Failure};
 use crate::patch::PatchHelper;
@@ -62,9 +62,19 @@ async fn run_steps<P: InfraCluster>(
     let generation = obj.meta().generation;
     let deleting = obj.meta().deletion_timestamp.is_some();
 
-    let Some(cluster) = owner_cluster(shared, obj.as_ref()) else {
+    // As for machines: with our finalizer, `delete` runs even when the Cluster went first.
+    let finalized = finalizers::has(obj.meta(), &shared.options.finalizer);
+    let owner = match owner_cluster(shared, obj.as_ref()) {
+        None if deleting && finalized => {
+            let name = capi_core::owner::owner_ref(obj.meta(), capi_core::owner::Owner::CLUSTER)
+                .map(|o| o.name.clone())
+                .unwrap_or_default();
+            Some(stand_ins::cluster(&name, obj.meta()))
+        }
+        owner => owner,
+    };
+    let Some(cluster) = owner else {
         if deleting {
-            finalizers::remove(next.meta_mut(), &shared.options.finalizer);
             return Ok(Action::await_change());
         }
         tracing::info!(

@@ -14,7 +14,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
-use super::{ReconcileError, Shared, StepResult, conditions, finalizers, lookups};
+use super::{ReconcileError, Shared, StepResult, conditions, finalizers, lookups, stand_ins};
 use crate::context::{EventPublisher, MachineContext};
 use crate::outcome::{DeleteOutcome, Failure, MachineOutcome};
 use crate::patch::PatchHelper;
@@ -53,32 +53,38 @@ async fn run_steps<P: InfraMachine>(
     let generation = obj.meta().generation;
     let deleting = obj.meta().deletion_timestamp.is_some();
 
-    let Some(machine) = owner_machine(shared, obj.as_ref()) else {
-        if deleting {
-            // Nothing was created without an owner: let the object go.
-            finalizers::remove(next.meta_mut(), &shared.options.finalizer);
-            return Ok(Action::await_change());
+    // Our finalizer is only added once the owner exists: with it, infrastructure may exist
+    // and `delete` must run even when the Machine or Cluster went first (their namespace is
+    // being deleted, say). Without it, nothing was created.
+    let finalized = finalizers::has(obj.meta(), &shared.options.finalizer);
+    let machine = match owner_machine(shared, obj.as_ref()) {
+        Some(m) => m,
+        None if deleting && finalized => stand_ins::machine(obj.meta()),
+        None if deleting => return Ok(Action::await_change()),
+        None => {
+            return wait(
+                shared,
+                next,
+                generation,
+                "WaitingForOwner",
+                "waiting for the Machine controller to set an owner reference",
+            );
         }
-        return wait(
-            shared,
-            next,
-            generation,
-            "WaitingForOwner",
-            "waiting for the Machine controller to set an owner reference",
-        );
     };
 
-    let Some(cluster) = cluster_of(shared, &machine) else {
-        if deleting && !finalizers::has(obj.meta(), &shared.options.finalizer) {
-            return Ok(Action::await_change());
+    let cluster = match cluster_of(shared, &machine) {
+        Some(c) => c,
+        None if deleting && finalized => stand_ins::cluster(&machine.spec.cluster_name, obj.meta()),
+        None if deleting => return Ok(Action::await_change()),
+        None => {
+            return wait(
+                shared,
+                next,
+                generation,
+                "WaitingForCluster",
+                "waiting for the Machine's Cluster",
+            );
         }
-        return wait(
-            shared,
-            next,
-            generation,
-            "WaitingForCluster",
-            "waiting for the Machine's Cluster",
-        );
     };
 
     if let Some(action) = pause(shared, obj.as_ref(), next, &cluster, generation) {

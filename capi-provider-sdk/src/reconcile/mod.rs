@@ -5,6 +5,7 @@ pub(crate) mod conditions;
 pub(crate) mod finalizers;
 pub(crate) mod lookups;
 pub(crate) mod machine;
+pub(crate) mod stand_ins;
 
 use std::time::Duration;
 

@@ -10,6 +10,7 @@ use capi_provider_sdk::capi_core::v1beta2::{Cluster, MachineDeployment};
 use capi_provider_simcloud::api::{SimCloudCluster, SimCloudMachine};
 use capi_provider_simcloud::provider::instance_id_from_provider_id;
 use common::{eventually, quick_cloud, start};
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
 
@@ -141,5 +142,78 @@ async fn a_cluster_comes_up_scales_and_goes_without_leaks() {
             .items
             .is_empty()
     );
+    r.stop().await;
+}
+
+/// A namespace deleted with CAPI gone: the Machines and the Cluster vanish at once, before their
+/// infrastructure objects, and the provider still tears the cloud resources down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infrastructure_is_torn_down_when_capi_objects_go_first() {
+    use capi_provider_sdk::capi_core::v1beta2::Machine;
+    use k8s_openapi::api::core::v1::Namespace;
+    let mut r = start(quick_cloud(), true).await;
+    let client = r.client();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "doomed"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let yaml = capi_provider_simcloud::testkit_cluster("c1", "doomed", 1).unwrap();
+    capi_testkit::apply::apply_yaml(&client, &yaml, "doomed", "test")
+        .await
+        .unwrap();
+    eventually("2 machines running", T, || async {
+        r.describe("doomed", "c1").await.is_some_and(|d| {
+            d.machines().count() == 2 && d.machines().all(|m| m.phase == "Running")
+        })
+    })
+    .await;
+    assert_eq!(r.cloud.inventory().instances, 2);
+
+    // CAPI stops; its objects lose their finalizers and go first when the namespace does.
+    r.stop_simulator().await;
+    let strip = json!({"metadata": {"finalizers": null}});
+    let machines: Api<Machine> = Api::namespaced(client.clone(), "doomed");
+    for m in machines.list(&ListParams::default()).await.unwrap() {
+        machines
+            .patch(
+                &m.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&strip),
+            )
+            .await
+            .unwrap();
+    }
+    let clusters: Api<Cluster> = Api::namespaced(client.clone(), "doomed");
+    clusters
+        .patch("c1", &PatchParams::default(), &Patch::Merge(&strip))
+        .await
+        .unwrap();
+    namespaces
+        .delete("doomed", &DeleteParams::default())
+        .await
+        .unwrap();
+
+    eventually("every instance terminated", T, || async {
+        r.cloud.inventory().instances == 0
+    })
+    .await;
+    let infra: Api<SimCloudMachine> = Api::namespaced(client.clone(), "doomed");
+    eventually(
+        "the SimCloudMachines gone with their finalizers",
+        T,
+        || async {
+            infra
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        },
+    )
+    .await;
     r.stop().await;
 }

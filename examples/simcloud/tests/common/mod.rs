@@ -85,6 +85,13 @@ impl Running {
         describe_cluster(&self.client(), ns, name).await.unwrap()
     }
 
+    /// Stops the CAPI-core simulator only: CAPI "goes away" while the provider runs on.
+    pub async fn stop_simulator(&mut self) {
+        if let Some(s) = self.simulator.take() {
+            s.stop().await;
+        }
+    }
+
     pub async fn stop(self) {
         let _ = self.stop.send(());
         self.manager.await.unwrap().unwrap();

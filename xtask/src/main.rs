@@ -3,6 +3,7 @@
 //! - `codegen [--corpus DIR]`: regenerate capi-core's v1beta1/v1beta2 types from upstream CRDs.
 //! - `crds --out DIR`: write one YAML file per CRD for every capi-core kind.
 //! - `demo`: a cluster brought up, scaled and deleted by the SimCloud example provider.
+//! - `bench`: the benchmarks, in release builds.
 //! - `conformance --provider NAME`: the conformance CLI against a provider's binaries.
 //! - `release-artifacts --provider NAME --version vX.Y.Z --out DIR`: a provider's clusterctl
 //!   release files.
@@ -35,6 +36,9 @@ enum Command {
     /// Bring a cluster up, scale it and tear it down with the SimCloud provider, the CAPI-core
     /// simulator and the embedded API server, all in this process.
     Demo(demo::DemoArgs),
+    /// Run the benchmarks (release builds): the SDK provisioning 1,000 InfraMachines against a
+    /// hand-written kube-runtime controller. `BENCH_MACHINES=N` changes the count.
+    Bench,
     /// Run the conformance suite's command line against a provider's binaries.
     Conformance {
         /// The provider (simcloud, byoh).
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
         }
         Command::Crds { out } => write_crds(out),
         Command::Demo(args) => demo::run(args),
+        Command::Bench => bench(),
         Command::Conformance { provider, junit } => find_provider(&provider).and_then(|p| {
             match conformance::run(&p, &workspace_root(), junit.as_deref())? {
                 true => Ok(()),
@@ -116,6 +121,20 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn bench() -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(&cargo)
+        .args(["bench", "-p", "capi-provider-sdk", "--bench", "provision"])
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("{cargo}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the benchmark failed: {status}"))
     }
 }
 

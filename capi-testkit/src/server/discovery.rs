@@ -30,6 +30,14 @@ pub(crate) fn serve(app: &App, segs: &[&str], headers: &HeaderMap) -> Option<Res
         ["api"] if aggregated => Some(aggregated_response(&registry(), true)),
         ["apis"] if aggregated => Some(aggregated_response(&registry(), false)),
         ["healthz" | "livez" | "readyz", ..] => Some((StatusCode::OK, "ok").into_response()),
+        ["metrics"] => Some(
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                app.requests.snapshot().prometheus(),
+            )
+                .into_response(),
+        ),
         ["version"] => Some(json(&json!({
             "major": VERSION.0, "minor": VERSION.1, "gitVersion": format!("v{}.{}.0-capi-testkit", VERSION.0, VERSION.1),
             "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",

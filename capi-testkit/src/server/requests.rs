@@ -88,6 +88,54 @@ impl RequestCounts {
             .sum()
     }
 
+    /// As kube-apiserver's `/metrics` names them: `apiserver_request_total{verb, resource,
+    /// subresource}` (the verb is the HTTP method), which the server serves at `/metrics`.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::from(
+            "# HELP apiserver_request_total Counter of apiserver requests broken out by verb and resource.\n\
+             # TYPE apiserver_request_total counter\n",
+        );
+        for ((method, resource), n) in &self.0 {
+            let (resource, sub) = resource.split_once('/').unwrap_or((resource, ""));
+            out.push_str(&format!(
+                "apiserver_request_total{{verb=\"{method}\",resource=\"{resource}\",subresource=\"{sub}\"}} {n}\n"
+            ));
+        }
+        out
+    }
+
+    /// Reads what [`prometheus`](Self::prometheus) wrote (another process's server, say);
+    /// lines it does not know are skipped.
+    pub fn from_prometheus(text: &str) -> Self {
+        let label = |line: &str, name: &str| -> Option<String> {
+            let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+            let end = line[start..].find('"')? + start;
+            Some(line[start..end].to_owned())
+        };
+        let mut counts = BTreeMap::new();
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("apiserver_request_total{"))
+        {
+            let (Some(verb), Some(resource), Some(sub), Some(n)) = (
+                label(line, "verb"),
+                label(line, "resource"),
+                label(line, "subresource"),
+                line.rsplit_once(' ')
+                    .and_then(|(_, n)| n.parse::<u64>().ok()),
+            ) else {
+                continue;
+            };
+            let key = if sub.is_empty() {
+                resource
+            } else {
+                format!("{resource}/{sub}")
+            };
+            counts.insert((verb, key), n);
+        }
+        Self(counts)
+    }
+
     /// What happened between `earlier` and these counts.
     pub fn since(&self, earlier: &RequestCounts) -> RequestCounts {
         RequestCounts(
@@ -123,5 +171,20 @@ mod tests {
         );
         assert_eq!(resource_of("/apis/g.io/v1/things"), "things");
         assert_eq!(resource_of("/healthz"), "/healthz");
+    }
+
+    #[test]
+    fn prometheus_text_round_trips() {
+        let counter = RequestCounter::default();
+        counter.record("PATCH", "/apis/g.io/v1/namespaces/d/things/x/status");
+        counter.record("PATCH", "/apis/g.io/v1/namespaces/d/things/x/status");
+        counter.record("GET", "/api/v1/namespaces/d/configmaps");
+        let counts = counter.snapshot();
+        let text = counts.prometheus();
+        assert!(text.contains(
+            "apiserver_request_total{verb=\"PATCH\",resource=\"things\",subresource=\"status\"} 2"
+        ));
+        assert_eq!(RequestCounts::from_prometheus(&text), counts);
+        assert_eq!(counts.writes("things"), 2);
     }
 }

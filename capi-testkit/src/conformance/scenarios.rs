@@ -91,13 +91,13 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             name: "pause-spec",
-            clause: "2.5 Cluster spec.paused stops all reconciliation, also deletion",
+            clause: "2.5 Cluster spec.paused stops all reconciliation, also deletion; deletion proceeds once unpaused",
             required: true,
             run: |h| Box::pin(pause_spec(h)),
         },
         Scenario {
             name: "pause-annotation",
-            clause: "2.5 cluster.x-k8s.io/paused annotation stops all reconciliation, also deletion",
+            clause: "2.5 cluster.x-k8s.io/paused annotation stops all reconciliation, also deletion; deletion proceeds once unpaused",
             required: true,
             run: |h| Box::pin(pause_annotation(h)),
         },
@@ -485,6 +485,29 @@ async fn pause_then_delete(h: &Harness, pause: Value, pause_machine_annotation: 
         {
             fail!("the InfraMachine was deleted (finalizer removed) while paused");
         }
+        // Unpaused, the deletion goes through: the provider tears down and lets it go (and
+        // the scenario leaves nothing behind in the provider's infrastructure).
+        if pause_machine_annotation {
+            h.provider_api(&h.provider.infra_machine)
+                .patch(
+                    "m1",
+                    &PatchParams::default(),
+                    &Patch::Merge(
+                        json!({"metadata": {"annotations": {"cluster.x-k8s.io/paused": null}}}),
+                    ),
+                )
+                .await?;
+        } else {
+            h.patch::<Cluster>("c1", json!({"spec": {"paused": false}}))
+                .await?;
+        }
+        h.wait_for(
+            &h.provider.infra_machine,
+            "m1",
+            "deletion once unpaused",
+            |o| o.is_none(),
+        )
+        .await?;
         Ok(())
     })
     .await

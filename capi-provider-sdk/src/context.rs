@@ -131,8 +131,13 @@ impl EventPublisher {
             action: reason.to_owned(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, &self.reference).await {
-            tracing::warn!(error = %e, reason, "could not publish event");
+        match self.recorder.publish(&event, &self.reference).await {
+            Ok(()) => {}
+            // The namespace is going away with the object: nobody will read the event.
+            Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("terminat") => {
+                tracing::debug!(reason, "event not published: namespace terminating");
+            }
+            Err(e) => tracing::warn!(error = %e, reason, "could not publish event"),
         }
     }
 }

@@ -381,6 +381,20 @@ impl SimCloud {
         }
     }
 
+    /// The start of every call: latency and the dice, then the state with every due
+    /// transition applied.
+    async fn begin(
+        &self,
+        mutating: bool,
+    ) -> Result<(Dice, MutexGuard<'_, State>, Instant), CloudError> {
+        let dice = self.call(mutating).await;
+        Self::before(&dice)?;
+        let mut s = self.lock();
+        let now = Instant::now();
+        s.settle(now);
+        Ok((dice, s, now))
+    }
+
     fn before(dice: &Dice) -> Result<(), CloudError> {
         match dice {
             Dice::Fail(e) => Err(e.clone()),
@@ -414,10 +428,7 @@ impl SimCloud {
         cidr: &str,
         tags: Tags,
     ) -> Result<Network, CloudError> {
-        let dice = self.call(true).await;
-        Self::before(&dice)?;
-        let mut s = self.lock();
-        let now = Instant::now();
+        let (dice, mut s, now) = self.begin(true).await?;
         if let Some(n) = s.tokens.get(token).and_then(|id| s.networks.get(id)) {
             return Self::after(&dice, n.value.clone());
         }
@@ -443,10 +454,7 @@ impl SimCloud {
 
     /// A network, once visible; `None` while it is not (yet) or no longer.
     pub async fn describe_network(&self, id: &str) -> Result<Option<Network>, CloudError> {
-        Self::before(&self.call(false).await)?;
-        let mut s = self.lock();
-        let now = Instant::now();
-        s.settle(now);
+        let (_, s, now) = self.begin(false).await?;
         Ok(s.networks
             .get(id)
             .filter(|n| self.visible(n, now))
@@ -455,11 +463,7 @@ impl SimCloud {
 
     /// Starts deleting a network; fails while load balancers or instances use it.
     pub async fn delete_network(&self, id: &str) -> Result<(), CloudError> {
-        let dice = self.call(true).await;
-        Self::before(&dice)?;
-        let mut s = self.lock();
-        let now = Instant::now();
-        s.settle(now);
+        let (dice, mut s, now) = self.begin(true).await?;
         if !s.networks.contains_key(id) {
             return Err(CloudError::NotFound {
                 kind: "network",
@@ -506,10 +510,7 @@ impl SimCloud {
         port: i32,
         tags: Tags,
     ) -> Result<LoadBalancer, CloudError> {
-        let dice = self.call(true).await;
-        Self::before(&dice)?;
-        let mut s = self.lock();
-        let now = Instant::now();
+        let (dice, mut s, now) = self.begin(true).await?;
         if let Some(l) = s.tokens.get(token).and_then(|id| s.load_balancers.get(id)) {
             return Self::after(&dice, l.value.clone());
         }
@@ -545,10 +546,7 @@ impl SimCloud {
         &self,
         id: &str,
     ) -> Result<Option<LoadBalancer>, CloudError> {
-        Self::before(&self.call(false).await)?;
-        let mut s = self.lock();
-        let now = Instant::now();
-        s.settle(now);
+        let (_, s, now) = self.begin(false).await?;
         Ok(s.load_balancers
             .get(id)
             .filter(|l| self.visible(l, now))
@@ -557,11 +555,7 @@ impl SimCloud {
 
     /// Starts deleting a load balancer.
     pub async fn delete_load_balancer(&self, id: &str) -> Result<(), CloudError> {
-        let dice = self.call(true).await;
-        Self::before(&dice)?;
-        let mut s = self.lock();
-        let now = Instant::now();
-        s.settle(now);
+        let (dice, mut s, now) = self.begin(true).await?;
         let teardown = self.config.teardown_time;
         match s.load_balancers.get_mut(id) {
             None => Err(CloudError::NotFound {
@@ -584,11 +578,7 @@ impl SimCloud {
         token: &str,
         request: InstanceRequest,
     ) -> Result<Instance, CloudError> {
-        let dice = self.call(true).await;
-        Self::before(&dice)?;
-        let mut s = self.lock();
-        let now = Instant::now();
-        s.settle(now);
+        let (dice, mut s, now) = self.begin(true).await?;
         if let Some(i) = s.tokens.get(token).and_then(|id| s.instances.get(id)) {
             return Self::after(&dice, i.value.clone());
         }
@@ -640,10 +630,7 @@ impl SimCloud {
 
     /// An instance, once visible (terminated ones stay listed).
     pub async fn describe_instance(&self, id: &str) -> Result<Option<Instance>, CloudError> {
-        Self::before(&self.call(false).await)?;
-        let mut s = self.lock();
-        let now = Instant::now();
-        s.settle(now);
+        let (_, s, now) = self.begin(false).await?;
         Ok(s.instances
             .get(id)
             .filter(|i| self.visible(i, now))
@@ -656,19 +643,13 @@ impl SimCloud {
         key: &str,
         value: &str,
     ) -> Result<Vec<Instance>, CloudError> {
-        Self::before(&self.call(false).await)?;
-        let mut s = self.lock();
-        let now = Instant::now();
-        s.settle(now);
+        let (_, s, now) = self.begin(false).await?;
         Ok(self.tagged(&s.instances, now, key, value, |i| &i.tags))
     }
 
     /// Visible networks carrying tag `key=value`.
     pub async fn find_networks(&self, key: &str, value: &str) -> Result<Vec<Network>, CloudError> {
-        Self::before(&self.call(false).await)?;
-        let mut s = self.lock();
-        let now = Instant::now();
-        s.settle(now);
+        let (_, s, now) = self.begin(false).await?;
         Ok(self.tagged(&s.networks, now, key, value, |n| &n.tags))
     }
 
@@ -678,10 +659,7 @@ impl SimCloud {
         key: &str,
         value: &str,
     ) -> Result<Vec<LoadBalancer>, CloudError> {
-        Self::before(&self.call(false).await)?;
-        let mut s = self.lock();
-        let now = Instant::now();
-        s.settle(now);
+        let (_, s, now) = self.begin(false).await?;
         Ok(self.tagged(&s.load_balancers, now, key, value, |l| &l.tags))
     }
 
@@ -702,11 +680,7 @@ impl SimCloud {
 
     /// Starts terminating an instance (a terminated one stays terminated).
     pub async fn terminate_instance(&self, id: &str) -> Result<(), CloudError> {
-        let dice = self.call(true).await;
-        Self::before(&dice)?;
-        let mut s = self.lock();
-        let now = Instant::now();
-        s.settle(now);
+        let (dice, mut s, now) = self.begin(true).await?;
         let teardown = self.config.teardown_time;
         match s.instances.get_mut(id) {
             None => Err(CloudError::NotFound {

@@ -367,30 +367,21 @@ impl SimCloudProvider {
         uid: &str,
         deletion: Option<&Time>,
     ) -> Result<Teardown, CloudError> {
-        let ids = match self
+        let found = self
             .ids_to_delete(record, deletion, || async {
                 let found = self.cloud.find_load_balancers(OWNER_TAG, uid).await?;
                 Ok(found.into_iter().map(|l| l.id).collect())
             })
-            .await?
-        {
-            Ok(ids) => ids,
-            Err(t) => return Ok(t),
-        };
-        let mut remaining = false;
-        for id in ids {
-            // The delete call answers NotFound, strongly consistent, once it is gone.
-            match self.cloud.delete_load_balancer(&id).await {
-                Ok(()) => remaining = true,
-                Err(CloudError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
+            .await?;
+        match found {
+            Ok(ids) => {
+                self.delete_each(ids, "LoadBalancerDeleting", |id| async move {
+                    self.cloud.delete_load_balancer(&id).await
+                })
+                .await
             }
+            Err(t) => Ok(t),
         }
-        Ok(if remaining {
-            Teardown::InProgress("LoadBalancerDeleting")
-        } else {
-            Teardown::Gone
-        })
     }
 
     async fn delete_network(
@@ -399,30 +390,49 @@ impl SimCloudProvider {
         uid: &str,
         deletion: Option<&Time>,
     ) -> Result<Teardown, CloudError> {
-        let ids = match self
+        let found = self
             .ids_to_delete(record, deletion, || async {
                 let found = self.cloud.find_networks(OWNER_TAG, uid).await?;
                 Ok(found.into_iter().map(|n| n.id).collect())
             })
-            .await?
-        {
-            Ok(ids) => ids,
-            Err(t) => return Ok(t),
-        };
+            .await?;
+        match found {
+            Ok(ids) => {
+                self.delete_each(ids, "NetworkDeleting", |id| async move {
+                    self.cloud.delete_network(&id).await
+                })
+                .await
+            }
+            Err(t) => Ok(t),
+        }
+    }
+
+    /// Asks the cloud to delete each resource until every delete answers NotFound (strongly
+    /// consistent: then it is gone). A resource still in use (instances of machines still
+    /// terminating in a network) is waited for.
+    async fn delete_each<F, Fut>(
+        &self,
+        ids: Vec<String>,
+        deleting: &'static str,
+        delete: F,
+    ) -> Result<Teardown, CloudError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<(), CloudError>>,
+    {
         let mut remaining = false;
         for id in ids {
-            match self.cloud.delete_network(&id).await {
+            match delete(id).await {
                 Ok(()) => remaining = true,
                 Err(CloudError::NotFound { .. }) => {}
-                // Instances of machines still terminating: wait for them.
                 Err(CloudError::DependencyViolation { .. }) => {
-                    return Ok(Teardown::InProgress("WaitingForNetworkDependents"));
+                    return Ok(Teardown::InProgress("WaitingForDependents"));
                 }
                 Err(e) => return Err(e),
             }
         }
         Ok(if remaining {
-            Teardown::InProgress("NetworkDeleting")
+            Teardown::InProgress(deleting)
         } else {
             Teardown::Gone
         })

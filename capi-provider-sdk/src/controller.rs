@@ -82,6 +82,10 @@ where
     let (reader, writer) = reflector::store();
     let stream = watcher(api, wc)
         .default_backoff()
+        // Nothing here reads managedFields, which can be as large as the rest of the object:
+        // the caches keep objects without them (RSS per object 20.7 → 17.3 KiB in the
+        // provisioning benchmark).
+        .modify(|o| o.managed_fields_mut().clear())
         .reflect(writer)
         .applied_objects();
     (reader, stream)

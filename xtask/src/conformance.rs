@@ -1,6 +1,6 @@
 //! `cargo xtask conformance --provider NAME`: the conformance suite through its command line
-//! (`capi-testkit conformance`) against a provider's own binaries, as a provider author or a CI
-//! pipeline runs it.
+//! (`capi-testkit conformance`) against a provider's own binaries and release files, as a
+//! provider author or a CI pipeline runs it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,12 +60,17 @@ pub fn run(provider: &Provider, root: &Path, junit: Option<&Path>) -> Result<boo
         let path = crds.join(format!("{name}.yaml"));
         std::fs::write(&path, yaml).map_err(|e| format!("{}: {e}", path.display()))?;
     }
+    // The release files, checked statically by the CLI too.
+    let release = work.join("release");
+    crate::release::write(provider, "v0.1.0", &release)?;
     let command = command.replace("{bin}", &bin.display().to_string());
     let mut cli = Command::new(bin.join("capi-testkit"));
     cli.arg("conformance")
         .args(["--provider-cmd", &command])
         .arg("--crds")
-        .arg(&crds);
+        .arg(&crds)
+        .arg("--release")
+        .arg(&release);
     if let Some(path) = junit {
         cli.arg("--junit").arg(path);
     }

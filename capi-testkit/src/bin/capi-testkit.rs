@@ -3,7 +3,7 @@
 //! - `capi-testkit serve --port 0 --kubeconfig PATH [--crds DIR]...` binds 127.0.0.1 (another
 //!   address only with `--address`), installs the CRDs, writes the kubeconfig once it serves,
 //!   logs its URL and stops cleanly on SIGINT/SIGTERM.
-//! - `capi-testkit conformance --provider-cmd '<command with {kubeconfig}>' --crds DIR
+//! - `capi-testkit conformance --provider-cmd '<command with {kubeconfig}>' --crds DIR [--release DIR]
 //!   [--template FILE] [--timeout S] [--json FILE] [--junit FILE]` starts the server with the core
 //!   and provider CRDs, launches the provider, runs the suite, prints a table; exits non-zero when
 //!   a required scenario or a static check fails.
@@ -44,29 +44,36 @@ enum Command {
         crds: Vec<PathBuf>,
     },
     /// Run the conformance suite against a provider launched as a command.
-    Conformance {
-        /// The provider's command line; `{kubeconfig}` is replaced by the server's kubeconfig path.
-        #[arg(long)]
-        provider_cmd: String,
-        /// The provider's CRDs (files or folders, repeatable).
-        #[arg(long, required = true)]
-        crds: Vec<PathBuf>,
-        /// A cluster template to take the provider objects' specs from.
-        #[arg(long)]
-        template: Option<PathBuf>,
-        /// Seconds to wait for the provider in one step.
-        #[arg(long, default_value_t = 20)]
-        timeout: u64,
-        /// Only these scenarios (repeatable).
-        #[arg(long)]
-        only: Vec<String>,
-        /// Write the report as JSON here (`-` for stdout).
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Write a JUnit XML report here.
-        #[arg(long)]
-        junit: Option<PathBuf>,
-    },
+    Conformance(ConformanceArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ConformanceArgs {
+    /// The provider's command line; `{kubeconfig}` is replaced by the server's kubeconfig path.
+    #[arg(long)]
+    provider_cmd: String,
+    /// The provider's CRDs (files or folders, repeatable).
+    #[arg(long, required = true)]
+    crds: Vec<PathBuf>,
+    /// A cluster template to take the provider objects' specs from.
+    #[arg(long)]
+    template: Option<PathBuf>,
+    /// A folder of clusterctl release files (`metadata.yaml`, `infrastructure-components.yaml`,
+    /// `cluster-template*.yaml`) to check statically as well.
+    #[arg(long)]
+    release: Option<PathBuf>,
+    /// Seconds to wait for the provider in one step.
+    #[arg(long, default_value_t = 20)]
+    timeout: u64,
+    /// Only these scenarios (repeatable).
+    #[arg(long)]
+    only: Vec<String>,
+    /// Write the report as JSON here (`-` for stdout).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -118,15 +125,7 @@ async fn main() -> ExitCode {
             tracing::info!("stopping");
             ExitCode::SUCCESS
         }
-        Command::Conformance {
-            provider_cmd,
-            crds,
-            template,
-            timeout,
-            only,
-            json,
-            junit,
-        } => match conformance(provider_cmd, crds, template, timeout, only, json, junit).await {
+        Command::Conformance(args) => match conformance(args).await {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),
             Err(e) => {
@@ -135,6 +134,32 @@ async fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// The static checks of a release folder: metadata, components and every cluster template.
+fn release_findings(
+    dir: &std::path::Path,
+) -> Result<Vec<capi_testkit::conformance::static_checks::Finding>, String> {
+    use capi_testkit::conformance::static_checks;
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let mut findings = static_checks::check_metadata(&read("metadata.yaml")?);
+    findings.extend(static_checks::check_components(&read(
+        "infrastructure-components.yaml",
+    )?));
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut templates: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with("cluster-template") && n.ends_with(".yaml"))
+        .collect();
+    templates.sort();
+    for name in templates {
+        findings.extend(static_checks::check_template(&name, &read(&name)?));
+    }
+    Ok(findings)
 }
 
 /// SIGTERM to the provider's process group, SIGKILL to what is left after 5 s.
@@ -162,15 +187,17 @@ async fn stop_provider(child: &mut tokio::process::Child) {
     let _ = child.kill().await;
 }
 
-async fn conformance(
-    provider_cmd: String,
-    crd_paths: Vec<PathBuf>,
-    template: Option<PathBuf>,
-    timeout: u64,
-    only: Vec<String>,
-    json: Option<PathBuf>,
-    junit: Option<PathBuf>,
-) -> Result<bool, String> {
+async fn conformance(args: ConformanceArgs) -> Result<bool, String> {
+    let ConformanceArgs {
+        provider_cmd,
+        crds: crd_paths,
+        template,
+        release,
+        timeout,
+        only,
+        json,
+        junit,
+    } = args;
     use capi_testkit::conformance::{ConformanceConfig, run, static_checks};
     let mut provider_crds = Vec::new();
     for p in &crd_paths {
@@ -209,10 +236,11 @@ async fn conformance(
     stop_provider(&mut child).await;
     let mut report = result.map_err(|e| e.to_string())?;
     // The static checks read the files as given, not the installed copies.
-    report.findings = static_checks::check_crds(&provider_crds)
-        .iter()
-        .map(Into::into)
-        .collect();
+    let mut findings = static_checks::check_crds(&provider_crds);
+    if let Some(dir) = &release {
+        findings.extend(release_findings(dir)?);
+    }
+    report.findings = findings.iter().map(Into::into).collect();
     print!("{}", report.table());
     if let Some(path) = json {
         if path.as_os_str() == "-" {

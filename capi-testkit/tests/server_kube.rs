@@ -302,3 +302,49 @@ async fn garbage_collection_and_namespace_deletion() {
         "namespace not finalized"
     );
 }
+
+/// A CRD created by server-side apply is served, as one created by POST is (`kubectl apply
+/// --server-side -f crds/`, or any controller installing its CRDs that way).
+#[tokio::test]
+async fn crds_created_by_server_side_apply_are_served() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let env = TestEnv::start().await.unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+    for crd in capi_core::crd::core_crds().unwrap() {
+        let name = crd.metadata.name.clone().unwrap();
+        crds.patch(
+            &name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+    }
+    let applied = crds.get("clusters.cluster.x-k8s.io").await.unwrap();
+    assert!(
+        applied
+            .status
+            .and_then(|s| s.conditions)
+            .is_some_and(|cs| cs
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")),
+        "the applied CRD is Established"
+    );
+    let clusters: Api<Cluster> = Api::namespaced(env.client(), "default");
+    clusters
+        .create(
+            &PostParams::default(),
+            &Cluster::new("c1", ClusterSpec::default()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        clusters
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+}

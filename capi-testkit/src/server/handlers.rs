@@ -372,28 +372,39 @@ fn create(
         obj,
         dry_run,
     )?;
-    if !dry_run {
-        super::builtins::after_create(app, &target.res, &created)?;
-    }
-    // Only a CRD changes after its create (its status is filled in): re-read just that one.
-    let is_crd = target.res.group == "apiextensions.k8s.io"
-        && target.res.plural == "customresourcedefinitions";
-    let created = if dry_run || !is_crd {
-        created
-    } else {
-        app.store
-            .get(
-                &target.res,
-                target.namespace.as_deref().unwrap_or(""),
-                created["metadata"]["name"].as_str().unwrap_or_default(),
-            )
-            .unwrap_or(created)
-    };
+    let created = after_create(app, target, created, dry_run)?;
     Ok(json_response(
         StatusCode::CREATED,
         &output(&target.res, &target.version, created),
         &warnings,
     ))
+}
+
+/// What follows every create, by POST or by server-side apply: built-in kinds' side effects (a
+/// CRD starts being served) and, for a CRD, the object as they left it (its status filled in).
+fn after_create(
+    app: &Arc<App>,
+    target: &Target,
+    created: Value,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
+    if dry_run {
+        return Ok(created);
+    }
+    super::builtins::after_create(app, &target.res, &created)?;
+    let is_crd = target.res.group == "apiextensions.k8s.io"
+        && target.res.plural == "customresourcedefinitions";
+    if !is_crd {
+        return Ok(created);
+    }
+    Ok(app
+        .store
+        .get(
+            &target.res,
+            target.namespace.as_deref().unwrap_or(""),
+            created["metadata"]["name"].as_str().unwrap_or_default(),
+        )
+        .unwrap_or(created))
 }
 
 fn field_manager(params: &Params, headers: &HeaderMap) -> FieldManager {
@@ -563,6 +574,7 @@ fn patch(
         )
         .map_err(patch_error)?;
         let created = app.store.create(&target.res, &ns, obj, dry_run)?;
+        let created = after_create(app, target, created, dry_run)?;
         return Ok(json_response(
             StatusCode::CREATED,
             &output(&target.res, &target.version, created),

@@ -361,48 +361,23 @@ impl SimCloudProvider {
         Ok(Ok(found))
     }
 
-    async fn delete_load_balancer(
+    /// Tears down one cluster resource: the IDs to delete (rule 3), then each deleted.
+    async fn tear_down<Find, FindFut, Delete, DeleteFut>(
         &self,
         record: Option<&CloudResource>,
-        uid: &str,
         deletion: Option<&Time>,
-    ) -> Result<Teardown, CloudError> {
-        let found = self
-            .ids_to_delete(record, deletion, || async {
-                let found = self.cloud.find_load_balancers(OWNER_TAG, uid).await?;
-                Ok(found.into_iter().map(|l| l.id).collect())
-            })
-            .await?;
-        match found {
-            Ok(ids) => {
-                self.delete_each(ids, "LoadBalancerDeleting", |id| async move {
-                    self.cloud.delete_load_balancer(&id).await
-                })
-                .await
-            }
-            Err(t) => Ok(t),
-        }
-    }
-
-    async fn delete_network(
-        &self,
-        record: Option<&CloudResource>,
-        uid: &str,
-        deletion: Option<&Time>,
-    ) -> Result<Teardown, CloudError> {
-        let found = self
-            .ids_to_delete(record, deletion, || async {
-                let found = self.cloud.find_networks(OWNER_TAG, uid).await?;
-                Ok(found.into_iter().map(|n| n.id).collect())
-            })
-            .await?;
-        match found {
-            Ok(ids) => {
-                self.delete_each(ids, "NetworkDeleting", |id| async move {
-                    self.cloud.delete_network(&id).await
-                })
-                .await
-            }
+        deleting: &'static str,
+        find: Find,
+        delete: Delete,
+    ) -> Result<Teardown, CloudError>
+    where
+        Find: FnOnce() -> FindFut,
+        FindFut: Future<Output = Result<Vec<String>, CloudError>>,
+        Delete: Fn(String) -> DeleteFut,
+        DeleteFut: Future<Output = Result<(), CloudError>>,
+    {
+        match self.ids_to_delete(record, deletion, find).await? {
+            Ok(ids) => self.delete_each(ids, deleting, delete).await,
             Err(t) => Ok(t),
         }
     }
@@ -541,24 +516,39 @@ impl InfraCluster for SimCloudProvider {
         let deletion = cx.infra_cluster.metadata.deletion_timestamp.clone();
         let status = cx.infra_cluster.status.clone().unwrap_or_default();
         // The load balancer lives in the network: it goes first.
-        match self
-            .delete_load_balancer(status.load_balancer.as_ref(), &uid, deletion.as_ref())
+        let load_balancer = self
+            .tear_down(
+                status.load_balancer.as_ref(),
+                deletion.as_ref(),
+                "LoadBalancerDeleting",
+                || async {
+                    let found = self.cloud.find_load_balancers(OWNER_TAG, &uid).await?;
+                    Ok(found.into_iter().map(|l| l.id).collect())
+                },
+                |id| async move { self.cloud.delete_load_balancer(&id).await },
+            )
             .await
-            .map_err(classify)?
-        {
-            Teardown::InProgress(reason) => {
-                return Ok(DeleteOutcome::in_progress(reason, self.poll));
-            }
-            Teardown::Gone => {}
+            .map_err(classify)?;
+        if let Teardown::InProgress(reason) = load_balancer {
+            return Ok(DeleteOutcome::in_progress(reason, self.poll));
         }
-        match self
-            .delete_network(status.network.as_ref(), &uid, deletion.as_ref())
+        let network = self
+            .tear_down(
+                status.network.as_ref(),
+                deletion.as_ref(),
+                "NetworkDeleting",
+                || async {
+                    let found = self.cloud.find_networks(OWNER_TAG, &uid).await?;
+                    Ok(found.into_iter().map(|n| n.id).collect())
+                },
+                |id| async move { self.cloud.delete_network(&id).await },
+            )
             .await
-            .map_err(classify)?
-        {
-            Teardown::InProgress(reason) => Ok(DeleteOutcome::in_progress(reason, self.poll)),
-            Teardown::Gone => Ok(DeleteOutcome::Deleted),
-        }
+            .map_err(classify)?;
+        Ok(match network {
+            Teardown::InProgress(reason) => DeleteOutcome::in_progress(reason, self.poll),
+            Teardown::Gone => DeleteOutcome::Deleted,
+        })
     }
 }
 

@@ -245,6 +245,8 @@ async fn run_case(fx: &Fixture, steps: Vec<Step>) -> Result<(), TestCaseError> {
                     !fx.cloud.instances.lock().unwrap().contains_key(&name),
                     "the instance outlived its InfraMachine"
                 );
+                // Gone, and with it the finalizer: later steps judge a vanished object.
+                world.finalized = false;
             }
             Some(m) => {
                 world.finalized = finalized(m);

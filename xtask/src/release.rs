@@ -58,7 +58,7 @@ pub fn providers() -> Vec<Provider> {
         Provider {
             name: capi_provider_byoh::PROVIDER_NAME,
             binary: "byoh-provider",
-            crds: || Ok(capi_provider_byoh::crds()),
+            crds: || capi_provider_byoh::try_crds().map_err(|e| e.to_string()),
             cluster_role: capi_provider_byoh::cluster_role,
             templates: &capi_provider_byoh::TEMPLATES,
             extra_args: &["--host-namespace=${BYOH_HOST_NAMESPACE:=}"],

@@ -139,7 +139,7 @@ async fn run_steps<P: InfraCluster>(
     };
 
     if deleting {
-        if !finalizers::has(obj.meta(), &shared.options.finalizer) {
+        if !finalized {
             return Ok(Action::await_change());
         }
         let outcome = shared.provider.delete(&mut cx).await;
@@ -177,7 +177,12 @@ async fn run_steps<P: InfraCluster>(
         };
     }
 
-    finalizers::add(cx.infra_cluster.meta_mut(), &shared.options.finalizer);
+    if !finalized {
+        // The finalizer first, persisted before the provider creates anything (see the
+        // machine reconciler).
+        finalizers::add(next.meta_mut(), &shared.options.finalizer);
+        return Ok(Action::await_change());
+    }
     let outcome = shared.provider.reconcile(&mut cx).await;
     // The author's changes to their object (a network ID) go out with the contract fields.
     std::mem::swap(next, &mut cx.infra_cluster);

@@ -95,7 +95,14 @@ async fn run_steps<P: InfraMachine>(
         return delete(shared, obj, next, machine, cluster, generation).await;
     }
 
-    finalizers::add(next.meta_mut(), &shared.options.finalizer);
+    if !finalized {
+        // Persist the finalizer before anything can be created, as CAPI's
+        // util/finalizers.EnsureFinalizer does: a deletion racing this first reconcile would
+        // otherwise remove the object while the provider creates its infrastructure. Our own
+        // write brings the object back.
+        finalizers::add(next.meta_mut(), &shared.options.finalizer);
+        return Ok(Action::await_change());
+    }
 
     let infra_cluster = match infra_cluster(shared, &cluster).await? {
         InfraClusterLookup::Found(ic) => Some(*ic),

@@ -23,14 +23,21 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{Api, PostParams};
 use kube::config::{
     AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
 };
-use kube::{Client, Config};
 use tokio::task::JoinHandle;
 
 use crate::server::Server;
+pub use crate::server::auth::Identity;
+use crate::server::auth::client as auth_client;
+use crate::server::faults::Faults;
+use crate::server::restart::{Restart, RestartError};
+
+/// How long a restarted server's port stays closed.
+const RESTART_DOWNTIME: Duration = Duration::from_millis(100);
 
 /// Why a test environment could not start.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +62,12 @@ pub enum EnvError {
     /// The kubeconfig could not be written.
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),
+    /// A restart needs a socket; this environment is in process.
+    #[error("an in-process environment cannot restart")]
+    InProcess,
+    /// The restarted server could not be set up.
+    #[error("restart: {0}")]
+    Restart(#[from] RestartError),
 }
 
 /// Builds a [`TestEnv`].
@@ -64,6 +77,7 @@ pub struct TestEnvBuilder {
     crd_paths: Vec<PathBuf>,
     in_process: bool,
     address: Option<SocketAddr>,
+    enforce_rbac: bool,
 }
 
 impl TestEnvBuilder {
@@ -91,12 +105,47 @@ impl TestEnvBuilder {
         self
     }
 
+    /// Enforce RBAC (off by default): requests are authorized from the stored Roles,
+    /// ClusterRoles and bindings, as kube-apiserver's RBAC authorizer does. [`TestEnv::client`]
+    /// and the kubeconfig stay all-powerful (`system:masters`); [`TestEnv::client_for`] and
+    /// [`TestEnv::kubeconfig_for`] act as another identity.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use capi_testkit::env::{Identity, TestEnv};
+    /// use k8s_openapi::api::core::v1::ConfigMap;
+    /// use kube::api::{Api, ListParams};
+    ///
+    /// let env = TestEnv::builder().enforce_rbac(true).in_process().start().await?;
+    /// let sa = env.client_for(&Identity::service_account("default", "provider"))?;
+    /// let err = Api::<ConfigMap>::namespaced(sa, "default")
+    ///     .list(&ListParams::default())
+    ///     .await
+    ///     .err();
+    /// assert!(matches!(err, Some(kube::Error::Api(s)) if s.code == 403));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn enforce_rbac(mut self, on: bool) -> Self {
+        self.enforce_rbac = on;
+        self
+    }
+
     /// Starts the server, installs the CRDs and returns the environment.
     pub async fn start(self) -> Result<TestEnv, EnvError> {
         let server = Server::new();
+        if self.enforce_rbac {
+            server.enable_rbac();
+        }
+        let admin_token = server.auth().admin_token().to_owned();
         let (client, addr, task) = if self.in_process {
             let router = server.router("in-process");
-            (Client::new(router, "default"), None, None)
+            (
+                auth_client::in_process(router, &admin_token, "default"),
+                None,
+                None,
+            )
         } else {
             let listener = tokio::net::TcpListener::bind(
                 self.address
@@ -105,14 +154,12 @@ impl TestEnvBuilder {
             .await?;
             let addr = listener.local_addr()?;
             let task = server.serve(listener);
-            let mut config = Config::new(
-                format!("http://{addr}")
-                    .parse()
-                    .map_err(|e: http::uri::InvalidUri| EnvError::Kubeconfig(e.to_string()))?,
-            );
-            // Injected 429/503s must reach the test, not be retried for minutes.
-            config.default_retry = false;
-            (Client::try_from(config)?, Some(addr), Some(task))
+            let url = format!("http://{addr}")
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| EnvError::Kubeconfig(e.to_string()))?;
+            // Without kube's retries: injected 429/503s must reach the test.
+            let client = auth_client::over_http(url, &admin_token, "default")?;
+            (client, Some(addr), Some(task))
         };
         let mut env = TestEnv {
             server,
@@ -204,13 +251,153 @@ impl TestEnv {
         &self.server
     }
 
+    /// The server's fault-injection rules (`self.server().faults()`).
+    pub fn faults(&self) -> &Faults {
+        self.server.faults()
+    }
+
+    /// Restarts the server as an apiserver restart looks to clients: every connection drops
+    /// (open watches end mid-stream, idle keep-alive connections close), the port is closed
+    /// for a moment (100 ms), then the server listens again on the same address, with the
+    /// state `how` says. [`TestEnv::client`] and the kubeconfig keep working; fault rules and
+    /// request counts carry over. After a restart without [`Restart::KeepState`],
+    /// [`TestEnv::server`] is the new server: a `Store` taken from it before is the old one.
+    ///
+    /// # Errors
+    ///
+    /// [`EnvError::InProcess`] for an in-process environment; [`EnvError::Io`] when the port
+    /// cannot be bound again (within 5 s); [`EnvError::Restart`] when CRDs cannot be installed
+    /// again.
+    pub async fn restart(&mut self, how: Restart) -> Result<(), EnvError> {
+        let addr = self.addr.ok_or(EnvError::InProcess)?;
+        if let Some(task) = self.task.take() {
+            task.abort();
+            // Its end drops the listener and, through it, every connection.
+            let _ = task.await;
+        }
+        self.server.faults().cut_watches(None);
+        self.server = self.server.restarted(how).await?;
+        tokio::time::sleep(RESTART_DOWNTIME).await;
+        let mut tries = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(e) if tries < 50 => {
+                    tracing::debug!(error = %e, %addr, "rebinding after restart");
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        self.task = Some(self.server.serve(listener));
+        tracing::info!(%addr, ?how, "server restarted");
+        Ok(())
+    }
+
     /// `http://127.0.0.1:PORT` (`None` in process).
     pub fn url(&self) -> Option<String> {
         self.addr.map(|a| format!("http://{a}"))
     }
 
-    /// The kubeconfig, in memory.
+    /// A client acting as `identity` (namespace `default`, or the ServiceAccount's): its
+    /// requests are authorized as that identity's when RBAC is enforced
+    /// ([`TestEnvBuilder::enforce_rbac`]).
+    ///
+    /// # Errors
+    ///
+    /// [`EnvError::Client`] when the client cannot be built.
+    pub fn client_for(&self, identity: &Identity) -> Result<Client, EnvError> {
+        let token = self.server.auth().tokens().issue(identity);
+        let namespace = identity
+            .as_service_account()
+            .map_or("default", |(ns, _)| ns);
+        match self.addr {
+            None => Ok(auth_client::in_process(
+                self.server.router("in-process"),
+                &token,
+                namespace,
+            )),
+            Some(addr) => {
+                let url = format!("http://{addr}")
+                    .parse()
+                    .map_err(|e: http::uri::InvalidUri| EnvError::Kubeconfig(e.to_string()))?;
+                Ok(auth_client::over_http(url, &token, namespace)?)
+            }
+        }
+    }
+
+    /// A kubeconfig acting as `identity` (context and user named after it; namespace
+    /// `default`, or the ServiceAccount's). It carries the identity's bearer token, which kube-rs
+    /// sends, and `as`/`as-groups`, which client-go (kubectl, controller-runtime) sends as
+    /// impersonation headers instead: client-go reads tokens only for TLS, and a request
+    /// without credentials is the administrator, who may impersonate (see
+    /// [`crate::server::auth`]). Both are authorized as `identity`.
+    pub fn kubeconfig_for(&self, identity: &Identity) -> Kubeconfig {
+        let token = self.server.auth().tokens().issue(identity);
+        let namespace = identity
+            .as_service_account()
+            .map_or("default", |(ns, _)| ns);
+        self.kubeconfig_with(identity.name(), &token, namespace, Some(identity))
+    }
+
+    /// Writes [`TestEnv::kubeconfig_for`] to `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`EnvError::Io`] or [`EnvError::Kubeconfig`] when it cannot be written.
+    pub fn write_kubeconfig_for(&self, identity: &Identity, path: &Path) -> Result<(), EnvError> {
+        let yaml = serde_saphyr::to_string(&self.kubeconfig_for(identity))
+            .map_err(|e| EnvError::Kubeconfig(e.to_string()))?;
+        std::fs::write(path, yaml)?;
+        Ok(())
+    }
+
+    /// Writes [`TestEnv::kubeconfig_for`] next to the environment's kubeconfig (removed on
+    /// drop) and returns its path, e.g. for `kubectl --kubeconfig`.
+    ///
+    /// # Errors
+    ///
+    /// [`EnvError::Kubeconfig`] in process (no socket to point kubectl at); [`EnvError::Io`].
+    pub fn kubeconfig_path_for(&self, identity: &Identity) -> Result<PathBuf, EnvError> {
+        let Some(dir) = &self.kubeconfig_dir else {
+            return Err(EnvError::Kubeconfig(
+                "an in-process environment has no kubeconfig file".into(),
+            ));
+        };
+        let file: String = identity
+            .name()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = dir.join(format!("kubeconfig-{file}"));
+        self.write_kubeconfig_for(identity, &path)?;
+        Ok(path)
+    }
+
+    /// The kubeconfig, in memory: the administrator's (`system:masters`), with its token.
     pub fn kubeconfig(&self) -> Kubeconfig {
+        self.kubeconfig_with(
+            "capi-testkit",
+            self.server.auth().admin_token(),
+            "default",
+            None,
+        )
+    }
+
+    fn kubeconfig_with(
+        &self,
+        name: &str,
+        token: &str,
+        namespace: &str,
+        act_as: Option<&Identity>,
+    ) -> Kubeconfig {
         let server = self.url().unwrap_or_default();
         Kubeconfig {
             clusters: vec![NamedCluster {
@@ -222,21 +409,26 @@ impl TestEnv {
                 other: Default::default(),
             }],
             auth_infos: vec![NamedAuthInfo {
-                name: "capi-testkit".into(),
-                auth_info: Some(AuthInfo::default()),
+                name: name.into(),
+                auth_info: Some(AuthInfo {
+                    token: Some(token.to_owned().into()),
+                    impersonate: act_as.map(|i| i.name().to_owned()),
+                    impersonate_groups: act_as.map(|i| i.groups().to_vec()),
+                    ..AuthInfo::default()
+                }),
                 other: Default::default(),
             }],
             contexts: vec![NamedContext {
-                name: "capi-testkit".into(),
+                name: name.into(),
                 context: Some(Context {
                     cluster: "capi-testkit".into(),
-                    user: Some("capi-testkit".into()),
-                    namespace: Some("default".into()),
+                    user: Some(name.into()),
+                    namespace: Some(namespace.into()),
                     ..Context::default()
                 }),
                 other: Default::default(),
             }],
-            current_context: Some("capi-testkit".into()),
+            current_context: Some(name.into()),
             api_version: Some("v1".into()),
             kind: Some("Config".into()),
             ..Kubeconfig::default()

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod conformance;
 pub mod describe;
 pub mod env;
+mod gofmt;
 pub mod patch;
 pub mod schema;
 pub mod server;

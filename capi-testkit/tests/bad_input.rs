@@ -31,6 +31,14 @@ fn bodies() -> impl Strategy<Value = Vec<u8>> {
         Just(b"metadata:\n  name: [unclosed".to_vec()),
         Just(br#"{"metadata":{"name":"x"},"spec":"not-an-object","status":[1]}"#.to_vec()),
         Just(br#"{"metadata":"x"}"#.to_vec()),
+        // Kubernetes protobuf: the magic, then anything; or a ConfigMap envelope around anything.
+        any::<Vec<u8>>().prop_map(|b| [b"k8s\x00".to_vec(), b].concat()),
+        prop::collection::vec(any::<u8>(), 0..120).prop_map(|raw| {
+            let mut b = b"k8s\x00\x0a\x0f\x0a\x02v1\x12\x09ConfigMap\x12".to_vec();
+            b.push(u8::try_from(raw.len()).unwrap());
+            b.extend(raw);
+            b
+        }),
     ]
 }
 

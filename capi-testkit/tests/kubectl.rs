@@ -61,8 +61,7 @@ async fn kubectl_just_works() {
     let e = env.clone();
     tokio::task::spawn_blocking(move || {
         let env = &*e;
-        // `kubectl create configmap` sends protobuf, which the server does not decode yet;
-        // manifests go as JSON.
+        // Manifests go as JSON (imperative `create` sends protobuf: see below).
         let (ok, out) = kubectl(env, &["apply", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c1\ndata:\n  a: b\n"));
         assert!(ok, "{out}");
         let (ok, out) = kubectl(env, &["get", "configmaps"], None);
@@ -91,4 +90,329 @@ async fn kubectl_just_works() {
     })
     .await
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_server_side_apply_conflicts_and_strategic_patches() {
+    if Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_err()
+    {
+        println!("skipped: kubectl is not installed");
+        return;
+    }
+    let env = TestEnv::builder()
+        .crds(capi_core::crd::core_crds().unwrap())
+        .start()
+        .await
+        .unwrap();
+    let env = std::sync::Arc::new(env);
+    let e = env.clone();
+    tokio::task::spawn_blocking(move || {
+        let env = &*e;
+        let cm = |v: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  a: \"{v}\"\n");
+        let (ok, out) = kubectl(env, &["apply", "--server-side", "--field-manager=alice", "-f", "-"], Some(&cm("1")));
+        assert!(ok, "{out}");
+        // Re-applying the same configuration is a no-op.
+        let (ok, out) = kubectl(env, &["apply", "--server-side", "--field-manager=alice", "-f", "-"], Some(&cm("1")));
+        assert!(ok && out.contains("serverside-applied"), "{out}");
+        let (ok, out) = kubectl(env, &["apply", "--server-side", "--field-manager=bob", "-f", "-"], Some(&cm("2")));
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("Apply failed with 1 conflict: conflict with \"alice\": .data.a"),
+            "{out}"
+        );
+        let (ok, out) = kubectl(env, &["apply", "--server-side", "--field-manager=bob", "--force-conflicts", "-f", "-"], Some(&cm("2")));
+        assert!(ok, "{out}");
+        let (ok, out) = kubectl(env, &["get", "configmap", "ssa", "-o", "jsonpath={.data.a} {.metadata.managedFields[*].manager}"], None);
+        assert!(ok && out.trim() == "2 bob", "{out}");
+        // An updater (kubectl edit-like write) takes the field; appliers then conflict with it.
+        let (ok, out) = kubectl(env, &["patch", "configmap", "ssa", "--type", "merge", "-p", "{\"data\":{\"a\":\"3\"}}"], None);
+        assert!(ok, "{out}");
+        let (ok, out) = kubectl(env, &["apply", "--server-side", "--field-manager=bob", "-f", "-"], Some(&cm("2")));
+        assert!(!ok && out.contains("conflict with \"kubectl-patch\" using v1: .data.a"), "{out}");
+        // Strategic merge patches union finalizers.
+        let (ok, out) = kubectl(env, &["patch", "configmap", "ssa", "--type", "strategic", "-p", "{\"metadata\":{\"finalizers\":[\"x/one\"]}}"], None);
+        assert!(ok, "{out}");
+        let (ok, out) = kubectl(env, &["patch", "configmap", "ssa", "-p", "{\"metadata\":{\"finalizers\":[\"x/two\"]}}"], None);
+        assert!(ok, "{out}");
+        let (ok, out) = kubectl(env, &["get", "configmap", "ssa", "-o", "jsonpath={.metadata.finalizers}"], None);
+        assert!(ok && out.contains("x/one") && out.contains("x/two"), "{out}");
+        let (ok, out) = kubectl(env, &["patch", "configmap", "ssa", "-p", "{\"metadata\":{\"$deleteFromPrimitiveList/finalizers\":[\"x/one\",\"x/two\"]}}"], None);
+        assert!(ok, "{out}");
+        // Strategic merge patches are refused for custom resources, as upstream.
+        let cluster = "apiVersion: cluster.x-k8s.io/v1beta2\nkind: Cluster\nmetadata:\n  name: smp\nspec:\n  paused: false\n";
+        let (ok, out) = kubectl(env, &["apply", "--server-side", "-f", "-"], Some(cluster));
+        assert!(ok, "{out}");
+        let (ok, out) = kubectl(env, &["patch", "cluster", "smp", "--type", "strategic", "-p", "{\"spec\":{\"paused\":true}}"], None);
+        assert!(!ok && out.contains("the body of the request was in an unknown format"), "{out}");
+    })
+    .await
+    .unwrap();
+}
+
+/// The object kubectl would send for `args` (`--dry-run=client -o json`), minus what the server
+/// sets, as a JSON value.
+fn requested(env: &TestEnv, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.extend(["--dry-run=client", "-o", "json"]);
+    let (ok, out) = kubectl(env, &all, None);
+    assert!(ok, "{out}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// `obj` without the fields the server sets, and with JSON nulls and empty maps dropped.
+fn comparable(mut obj: serde_json::Value) -> serde_json::Value {
+    fn prune(v: &mut serde_json::Value) {
+        if let Some(m) = v.as_object_mut() {
+            m.retain(|_, x| !x.is_null() && x.as_object().is_none_or(|o| !o.is_empty()));
+            m.values_mut().for_each(prune);
+        } else if let Some(a) = v.as_array_mut() {
+            a.iter_mut().for_each(prune);
+        }
+    }
+    if let Some(m) = obj["metadata"].as_object_mut() {
+        for k in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "managedFields",
+            "namespace",
+        ] {
+            m.remove(k);
+        }
+    }
+    prune(&mut obj);
+    obj
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_imperative_creates_send_protobuf_and_read_back_as_asked() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    use kube::api::Api;
+
+    if Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_err()
+    {
+        println!("skipped: kubectl is not installed");
+        return;
+    }
+    let env = std::sync::Arc::new(TestEnv::start().await.unwrap());
+    let dir = std::env::temp_dir().join(format!("capi-testkit-pb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let blob = dir.join("blob");
+    std::fs::write(&blob, b"\x00\xffnot utf-8").unwrap();
+    let blob_arg = format!("--from-file={}", blob.display());
+    let commands: Vec<Vec<String>> = [
+        vec!["create", "namespace", "pbns"],
+        vec![
+            "create",
+            "configmap",
+            "cm1",
+            "-n",
+            "pbns",
+            "--from-literal=a=b",
+            "--from-literal=c=",
+            &blob_arg,
+        ],
+        vec![
+            "create",
+            "secret",
+            "generic",
+            "s1",
+            "-n",
+            "pbns",
+            "--from-literal=password=hunter2",
+            "--type=example.com/token",
+        ],
+        vec!["create", "serviceaccount", "sa1", "-n", "pbns"],
+        vec![
+            "create",
+            "role",
+            "r1",
+            "-n",
+            "pbns",
+            "--verb=get,list",
+            "--resource=configmaps,secrets",
+            "--resource-name=cm1",
+        ],
+        vec![
+            "create",
+            "rolebinding",
+            "rb1",
+            "-n",
+            "pbns",
+            "--role=r1",
+            "--serviceaccount=pbns:sa1",
+            "--user=alice",
+            "--group=devs",
+        ],
+        vec![
+            "create",
+            "clusterrole",
+            "cr1",
+            "--verb=get",
+            "--resource=leases.coordination.k8s.io",
+            "--non-resource-url=/healthz",
+        ],
+        vec![
+            "create",
+            "clusterrole",
+            "agg",
+            "--aggregation-rule=rbac.example.com/aggregate=true",
+        ],
+        vec![
+            "create",
+            "clusterrolebinding",
+            "crb1",
+            "--clusterrole=cr1",
+            "--group=devs",
+            "--serviceaccount=pbns:sa1",
+        ],
+    ]
+    .iter()
+    .map(|c| c.iter().map(|s| (*s).to_owned()).collect())
+    .collect();
+    let e = env.clone();
+    let asked = tokio::task::spawn_blocking(move || {
+        let env = &*e;
+        // The body really is protobuf (and the JSON answer is fine with kubectl).
+        let (ok, out) = kubectl(
+            env,
+            &["create", "configmap", "probe", "--from-literal=x=y", "-v=8"],
+            None,
+        );
+        assert!(ok, "{out}");
+        assert!(
+            out.contains("Content-Type: application/vnd.kubernetes.protobuf"),
+            "{out}"
+        );
+        let mut asked = Vec::new();
+        for c in &commands {
+            let args: Vec<&str> = c.iter().map(String::as_str).collect();
+            let want = requested(env, &args);
+            let (ok, out) = kubectl(env, &args, None);
+            assert!(ok && out.contains("created"), "{args:?}: {out}");
+            asked.push(want);
+        }
+        asked
+    })
+    .await
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let c = env.client();
+    let got: Vec<serde_json::Value> = vec![
+        serde_json::to_value(Api::<Namespace>::all(c.clone()).get("pbns").await.unwrap()).unwrap(),
+        serde_json::to_value(
+            Api::<ConfigMap>::namespaced(c.clone(), "pbns")
+                .get("cm1")
+                .await
+                .unwrap(),
+        )
+        .unwrap(),
+        serde_json::to_value(
+            Api::<Secret>::namespaced(c.clone(), "pbns")
+                .get("s1")
+                .await
+                .unwrap(),
+        )
+        .unwrap(),
+        serde_json::to_value(
+            Api::<ServiceAccount>::namespaced(c.clone(), "pbns")
+                .get("sa1")
+                .await
+                .unwrap(),
+        )
+        .unwrap(),
+        serde_json::to_value(
+            Api::<Role>::namespaced(c.clone(), "pbns")
+                .get("r1")
+                .await
+                .unwrap(),
+        )
+        .unwrap(),
+        serde_json::to_value(
+            Api::<RoleBinding>::namespaced(c.clone(), "pbns")
+                .get("rb1")
+                .await
+                .unwrap(),
+        )
+        .unwrap(),
+        serde_json::to_value(Api::<ClusterRole>::all(c.clone()).get("cr1").await.unwrap()).unwrap(),
+        serde_json::to_value(Api::<ClusterRole>::all(c.clone()).get("agg").await.unwrap()).unwrap(),
+        serde_json::to_value(
+            Api::<ClusterRoleBinding>::all(c.clone())
+                .get("crb1")
+                .await
+                .unwrap(),
+        )
+        .unwrap(),
+    ];
+    assert_eq!(got[1]["binaryData"]["blob"], "AP9ub3QgdXRmLTg=");
+    assert_eq!(got[1]["data"], serde_json::json!({"a": "b", "c": ""}));
+    assert_eq!(got[2]["type"], "example.com/token");
+    assert!(got[7]["aggregationRule"]["clusterRoleSelectors"].is_array());
+    for (mut want, mut got) in asked.into_iter().zip(got) {
+        if want["kind"] == "Namespace" {
+            // What the server adds to every namespace.
+            assert_eq!(got["spec"]["finalizers"], serde_json::json!(["kubernetes"]));
+            assert_eq!(got["status"]["phase"], "Active");
+            for o in [&mut want, &mut got] {
+                o.as_object_mut()
+                    .map(|m| (m.remove("spec"), m.remove("status")));
+            }
+        }
+        assert_eq!(comparable(got), comparable(want));
+    }
+}
+
+#[tokio::test]
+async fn protobuf_bodies_for_custom_resources_get_415_and_malformed_ones_400() {
+    let env = TestEnv::builder()
+        .crds(capi_core::crd::core_crds().unwrap())
+        .start()
+        .await
+        .unwrap();
+    let post = |path: &str, body: Vec<u8>| {
+        http::Request::post(path)
+            .header("content-type", "application/vnd.kubernetes.protobuf")
+            .header(
+                "accept",
+                "application/vnd.kubernetes.protobuf,application/json",
+            )
+            .body(body)
+            .unwrap()
+    };
+    let status = |r: Result<String, kube::Error>| match r {
+        Err(kube::Error::Api(s)) => (s.code, s.message),
+        other => panic!("{other:?}"),
+    };
+    let (code, message) = status(
+        env.client()
+            .request_text(post(
+                "/apis/cluster.x-k8s.io/v1beta2/namespaces/default/clusters",
+                b"k8s\x00\x0a\x00".to_vec(),
+            ))
+            .await,
+    );
+    assert_eq!(code, 415);
+    assert_eq!(
+        message,
+        "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"
+    );
+    for bad in [&b"k8s\x00\x12\xff"[..], b"{}", b"k8s\x00\x0a\x04\x0a\x02v1"] {
+        let (code, message) = status(
+            env.client()
+                .request_text(post("/api/v1/namespaces/default/configmaps", bad.to_vec()))
+                .await,
+        );
+        assert_eq!(code, 400, "{message}");
+    }
 }

@@ -93,7 +93,12 @@ async fn crud_conflicts_and_noops() {
 async fn custom_resources_with_status_subresource_and_generation() {
     let env = env().await;
     let clusters: Api<Cluster> = Api::namespaced(env.client(), "default");
-    let mut c = Cluster::new("c1", ClusterSpec::default());
+    // The v1beta2 spec needs at least one property (minProperties: 1, as upstream).
+    let spec = ClusterSpec {
+        paused: Some(false),
+        ..ClusterSpec::default()
+    };
+    let mut c = Cluster::new("c1", spec);
     c.status = Some(Default::default());
     let created = clusters.create(&PostParams::default(), &c).await.unwrap();
     assert_eq!(created.metadata.generation, Some(1));
@@ -334,7 +339,13 @@ async fn crds_created_by_server_side_apply_are_served() {
     clusters
         .create(
             &PostParams::default(),
-            &Cluster::new("c1", ClusterSpec::default()),
+            &Cluster::new(
+                "c1",
+                ClusterSpec {
+                    paused: Some(false),
+                    ..ClusterSpec::default()
+                },
+            ),
         )
         .await
         .unwrap();

@@ -2,9 +2,33 @@
 //!
 //! - `capi-testkit serve --port 0 --kubeconfig PATH [--crds DIR]...` binds 127.0.0.1 (another
 //!   address only with `--address`), installs the CRDs, writes the kubeconfig once it serves,
-//!   logs its URL and stops cleanly on SIGINT/SIGTERM.
+//!   logs its URL and stops cleanly on SIGINT/SIGTERM. `--rbac` enforces RBAC from the stored
+//!   Roles, ClusterRoles and bindings (the `--kubeconfig` one stays all-powerful, in
+//!   `system:masters`); `--kubeconfig-for-serviceaccount NS/NAME=PATH` and
+//!   `--kubeconfig-for-user NAME=PATH` (repeatable) write kubeconfigs that act as that
+//!   ServiceAccount or user (a bearer token for kube-rs, `as:` for client-go, which sends no
+//!   token over plain HTTP), e.g. to run a provider with only its generated ClusterRole:
+//!
+//!   ```text
+//!   capi-testkit serve --rbac --kubeconfig admin.kubeconfig --crds config/crd \
+//!       --kubeconfig-for-serviceaccount capi-system/manager=manager.kubeconfig
+//!   kubectl --kubeconfig admin.kubeconfig apply -f config/rbac/   # role + binding to the SA
+//!   ./my-provider --kubeconfig manager.kubeconfig                # 403 for anything else
+//!   ```
+//!
+//!   Faults: `--faults FILE` adds fault rules (a YAML list, format in
+//!   `capi_testkit::server::faults::parse_rules`) once the CRDs are installed, and SIGUSR1
+//!   reads the file again, replacing the rules. SIGHUP restarts the server on the same port:
+//!   every connection and watch drops, the port is closed for 100 ms, and `--on-sighup` says
+//!   what survives (`keep-state`, the default; `keep-crds`; `empty-store`):
+//!
+//!   ```text
+//!   capi-testkit serve --kubeconfig k --faults faults.yaml --on-sighup keep-crds &
+//!   kill -HUP $!    # a fresh cluster with the same CRDs
+//!   kill -USR1 $!   # faults.yaml edited: new rules
+//!   ```
 //! - `capi-testkit conformance --provider-cmd '<command with {kubeconfig}>' --crds DIR [--release DIR]
-//!   [--template FILE] [--timeout S] [--json FILE] [--junit FILE]` starts the server with the core
+//!   [--template FILE] [--timeout S] [--parallel N] [--json FILE] [--junit FILE]` starts the server with the core
 //!   and provider CRDs, launches the provider, runs the suite, prints a table; exits non-zero when
 //!   a required scenario or a static check fails.
 
@@ -12,7 +36,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use capi_testkit::env::TestEnv;
+use capi_testkit::env::{Identity, TestEnv};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -42,6 +66,22 @@ enum Command {
         /// CRD YAML files or folders to install first (repeatable).
         #[arg(long)]
         crds: Vec<PathBuf>,
+        /// Enforce RBAC (the `--kubeconfig` identity is in `system:masters` and may do anything).
+        #[arg(long)]
+        rbac: bool,
+        /// `NS/NAME=PATH`: write a kubeconfig for the ServiceAccount NS/NAME to PATH (repeatable).
+        #[arg(long, value_name = "NS/NAME=PATH", value_parser = parse_serviceaccount_kubeconfig)]
+        kubeconfig_for_serviceaccount: Vec<(Identity, PathBuf)>,
+        /// `NAME=PATH`: write a kubeconfig for the user NAME (in `system:authenticated`) to PATH
+        /// (repeatable).
+        #[arg(long, value_name = "NAME=PATH", value_parser = parse_user_kubeconfig)]
+        kubeconfig_for_user: Vec<(Identity, PathBuf)>,
+        /// Fault rules (a YAML list) to add once the CRDs are installed; read again on SIGUSR1.
+        #[arg(long)]
+        faults: Option<PathBuf>,
+        /// What survives the restart SIGHUP triggers.
+        #[arg(long, value_enum, default_value_t = OnSighup::KeepState)]
+        on_sighup: OnSighup,
     },
     /// Run the conformance suite against a provider launched as a command.
     Conformance(ConformanceArgs),
@@ -68,6 +108,9 @@ struct ConformanceArgs {
     /// Only these scenarios (repeatable).
     #[arg(long)]
     only: Vec<String>,
+    /// Scenarios run at once, each in its own namespace (1: one after another).
+    #[arg(long, default_value_t = 4)]
+    parallel: usize,
     /// Write the report as JSON here (`-` for stdout).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -91,8 +134,15 @@ async fn main() -> ExitCode {
             address,
             kubeconfig,
             crds,
+            rbac,
+            kubeconfig_for_serviceaccount,
+            kubeconfig_for_user,
+            faults,
+            on_sighup,
         } => {
-            let mut builder = TestEnv::builder().address(SocketAddr::new(address, port));
+            let mut builder = TestEnv::builder()
+                .address(SocketAddr::new(address, port))
+                .enforce_rbac(rbac);
             for c in crds {
                 builder = builder.crd_path(c);
             }
@@ -107,21 +157,27 @@ async fn main() -> ExitCode {
                 eprintln!("error: writing {}: {e}", kubeconfig.display());
                 return ExitCode::FAILURE;
             }
-            tracing::info!(url = env.url().unwrap_or_default(), kubeconfig = %kubeconfig.display(), "serving");
-            let term = async {
-                #[cfg(unix)]
-                if let Ok(mut s) =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                {
-                    s.recv().await;
-                    return;
+            for (identity, path) in kubeconfig_for_serviceaccount
+                .iter()
+                .chain(&kubeconfig_for_user)
+            {
+                if let Err(e) = env.write_kubeconfig_for(identity, path) {
+                    eprintln!("error: writing {}: {e}", path.display());
+                    return ExitCode::FAILURE;
                 }
-                std::future::pending::<()>().await;
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                () = term => {}
+                tracing::info!(user = identity.name(), kubeconfig = %path.display(), "kubeconfig written");
             }
+            if let Some(path) = &faults {
+                match load_faults(&env, path) {
+                    Ok(n) => tracing::info!(rules = n, "fault rules loaded"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            tracing::info!(url = env.url().unwrap_or_default(), kubeconfig = %kubeconfig.display(), "serving");
+            serve_until_stopped(env, faults, on_sighup).await;
             tracing::info!("stopping");
             ExitCode::SUCCESS
         }
@@ -133,6 +189,119 @@ async fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+/// What survives the restart SIGHUP triggers (`capi_testkit::server::restart::Restart`).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OnSighup {
+    /// Objects, resourceVersions and watch history (an apiserver restart, etcd intact).
+    KeepState,
+    /// Only the CRDs: a new, empty cluster with the same CRDs.
+    KeepCrds,
+    /// Nothing: a new, empty cluster.
+    EmptyStore,
+}
+
+impl From<OnSighup> for capi_testkit::server::restart::Restart {
+    fn from(o: OnSighup) -> Self {
+        use capi_testkit::server::restart::Restart;
+        match o {
+            OnSighup::KeepState => Restart::KeepState,
+            OnSighup::KeepCrds => Restart::KeepCrds,
+            OnSighup::EmptyStore => Restart::EmptyStore,
+        }
+    }
+}
+
+/// Replaces the server's fault rules with the file's; returns how many there are.
+fn load_faults(env: &TestEnv, path: &std::path::Path) -> Result<usize, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let rules = capi_testkit::server::faults::parse_rules(&text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let n = rules.len();
+    env.faults().clear();
+    for r in rules {
+        env.faults().add(r);
+    }
+    Ok(n)
+}
+
+/// A signal stream, if the process can have one.
+#[cfg(unix)]
+fn signal(kind: tokio::signal::unix::SignalKind) -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind)
+        .inspect_err(|e| tracing::warn!(error = %e, "cannot listen for a signal"))
+        .ok()
+}
+
+/// The next delivery of `s` (never, without a stream).
+#[cfg(unix)]
+async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Serves until SIGINT or SIGTERM, restarting on SIGHUP and reloading faults on SIGUSR1.
+async fn serve_until_stopped(mut env: TestEnv, faults: Option<PathBuf>, on_sighup: OnSighup) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::SignalKind;
+        let mut term = signal(SignalKind::terminate());
+        let mut hup = signal(SignalKind::hangup());
+        let mut usr1 = signal(SignalKind::user_defined1());
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                () = next(&mut term) => break,
+                () = next(&mut hup) => {
+                    tracing::info!(keep = ?on_sighup, "SIGHUP: restarting");
+                    if let Err(e) = env.restart(on_sighup.into()).await {
+                        tracing::error!(error = %e, "restart failed");
+                        break;
+                    }
+                }
+                () = next(&mut usr1) => match &faults {
+                    Some(path) => match load_faults(&env, path) {
+                        Ok(n) => tracing::info!(rules = n, "SIGUSR1: fault rules reloaded"),
+                        Err(e) => tracing::error!(error = %e, "SIGUSR1: fault rules kept"),
+                    },
+                    None => tracing::warn!("SIGUSR1 without --faults: nothing to reload"),
+                },
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (&mut env, faults, on_sighup);
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `NS/NAME=PATH` → the ServiceAccount and where its kubeconfig goes.
+fn parse_serviceaccount_kubeconfig(s: &str) -> Result<(Identity, PathBuf), String> {
+    let (sa, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected NS/NAME=PATH"))?;
+    match sa.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !path.is_empty() => {
+            Ok((Identity::service_account(ns, name), PathBuf::from(path)))
+        }
+        _ => Err(format!("{s:?}: expected NS/NAME=PATH")),
+    }
+}
+
+/// `NAME=PATH` → the user and where its kubeconfig goes.
+fn parse_user_kubeconfig(s: &str) -> Result<(Identity, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((Identity::user(name), PathBuf::from(path)))
+        }
+        _ => Err(format!("{s:?}: expected NAME=PATH")),
     }
 }
 
@@ -195,6 +364,7 @@ async fn conformance(args: ConformanceArgs) -> Result<bool, String> {
         release,
         timeout,
         only,
+        parallel,
         json,
         junit,
     } = args;
@@ -225,6 +395,7 @@ async fn conformance(args: ConformanceArgs) -> Result<bool, String> {
     let mut config = ConformanceConfig {
         timeout: std::time::Duration::from_secs(timeout),
         only,
+        parallel,
         faults: Some(env.server().faults().clone()),
         ..ConformanceConfig::new(env.client())
     };

@@ -1,12 +1,30 @@
 //! Structural schemas of CustomResourceDefinitions: defaulting, pruning and validation, worded as
-//! kube-apiserver words them.
+//! kube-apiserver 1.36 words them.
 //!
-//! See [`StructuralSchema`] for what is implemented and what is not yet.
+//! See [`StructuralSchema`] for what is implemented. The modules follow upstream's split:
+//! `values` is kube-openapi's value validation, `listtype` the list-type invariants, `embedded`
+//! the embedded-resource checks, `formats` the string formats, `field_error` and `gofmt` the
+//! wording of errors.
+
+mod embedded;
+mod field_error;
+mod formats;
+mod listtype;
+mod meta;
+mod node;
+mod values;
+
+#[cfg(test)]
+mod tests;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps;
 use serde_json::Value;
 
 use crate::patch::{FieldSchema, ListSemantics};
+
+pub use field_error::{FieldError, FieldErrorType, invalid_message};
+pub use meta::validate_object_meta;
+use node::Node;
 
 /// Why a schema could not be compiled.
 #[derive(Debug, thiserror::Error)]
@@ -16,77 +34,64 @@ pub enum SchemaError {
     NotStructural(String),
 }
 
-/// One compiled schema node.
-#[derive(Debug, Clone, Default)]
-struct Node {
-    type_: Option<String>,
-    properties: Option<std::collections::BTreeMap<String, Node>>,
-    items: Option<Box<Node>>,
-    additional: Option<Box<Node>>,
-    required: Vec<String>,
-    enum_: Option<Vec<Value>>,
-    default: Option<Value>,
-    preserve_unknown: bool,
-    int_or_string: bool,
-    embedded: bool,
-    nullable: bool,
+/// The detail of the cause kube-apiserver adds when it skipped the CEL rules
+/// (`x-kubernetes-validations`) because the object already failed a blocking check.
+pub const CEL_SKIPPED: &str = "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation";
+
+/// What a write is, for validation: a create, or an update of a stored object (which turns on
+/// validation ratcheting), of the main resource or of the status subresource.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteContext<'a> {
+    old: Option<&'a Value>,
+    status: bool,
 }
 
-impl Node {
-    fn compile(p: &JSONSchemaProps) -> Self {
-        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-            JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
-        };
+impl<'a> WriteContext<'a> {
+    /// A create: everything is validated.
+    pub fn create() -> Self {
+        Self::default()
+    }
+
+    /// An update of `old`: values unchanged from `old` are not validated again (ratcheting), and
+    /// list-type uniqueness is only enforced when `old` satisfied it.
+    pub fn update(old: &'a Value) -> Self {
         Self {
-            type_: p.type_.clone(),
-            properties: p.properties.as_ref().map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), Node::compile(v)))
-                    .collect()
-            }),
-            items: match &p.items {
-                Some(JSONSchemaPropsOrArray::Schema(s)) => Some(Box::new(Node::compile(s))),
-                _ => None,
-            },
-            additional: match &p.additional_properties {
-                Some(JSONSchemaPropsOrBool::Schema(s)) => Some(Box::new(Node::compile(s))),
-                _ => None,
-            },
-            required: p.required.clone().unwrap_or_default(),
-            enum_: p
-                .enum_
-                .as_ref()
-                .map(|e| e.iter().map(|v| v.0.clone()).collect()),
-            default: p.default.as_ref().map(|d| d.0.clone()),
-            preserve_unknown: p.x_kubernetes_preserve_unknown_fields == Some(true),
-            int_or_string: p.x_kubernetes_int_or_string == Some(true),
-            embedded: p.x_kubernetes_embedded_resource == Some(true),
-            nullable: p.nullable == Some(true),
+            old: Some(old),
+            status: false,
         }
+    }
+
+    /// A write through the status subresource: only `status` is validated, with the status
+    /// schema alone (so detail messages name paths below `status`, as upstream's do), and
+    /// embedded resources are not checked.
+    #[must_use]
+    pub fn on_status(mut self) -> Self {
+        self.status = true;
+        self
     }
 }
 
 /// One CRD version's `openAPIV3Schema`, compiled for fast repeated use.
 ///
-/// Implemented: defaulting, pruning (with `x-kubernetes-preserve-unknown-fields`, embedded
-/// resources, int-or-string), and validation of types, required fields and enums, worded as
-/// kube-apiserver words them. Not yet: patterns, bounds, formats, list-type uniqueness, CEL.
+/// Implemented, as kube-apiserver 1.36 does it (`k8s.io/apiextensions-apiserver` with
+/// `k8s.io/kube-openapi/pkg/validation/validate`):
+/// - defaulting (including `null` in non-nullable fields with a default) and pruning (unknown
+///   fields, honouring `x-kubernetes-preserve-unknown-fields` and embedded resources, and
+///   `null` in non-nullable fields without a default);
+/// - value validation: `type` (and int-or-string), `nullable`, `enum`, `required`, `pattern`,
+///   `minLength`/`maxLength` (in characters), `minimum`/`maximum` with their exclusive forms,
+///   `multipleOf`, `minItems`/`maxItems`, `minProperties`/`maxProperties`, the formats
+///   kube-apiserver checks, and `allOf`/`anyOf`/`oneOf`/`not`;
+/// - `x-kubernetes-list-type: set|map` uniqueness and `x-kubernetes-embedded-resource` checks;
+/// - validation ratcheting on update ([`WriteContext::update`]);
+/// - the cause kube-apiserver adds when it skips CEL rules ([`CEL_SKIPPED`]).
+///
+/// Not implemented: CEL rules themselves (`x-kubernetes-validations` are never evaluated, so an
+/// object that breaks only CEL rules is accepted).
 #[derive(Debug, Clone)]
 pub struct StructuralSchema {
     raw: JSONSchemaProps,
     root: Node,
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -97,8 +102,18 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
+/// Whether `v` is a `null` that the schema does not allow.
+fn non_nullable_null(v: &Value, node: &Node) -> bool {
+    v.is_null() && !node.nullable
+}
+
 impl StructuralSchema {
     /// Compiles a schema.
+    ///
+    /// # Errors
+    ///
+    /// None yet: structural-schema checks are not implemented, and a `pattern` that does not
+    /// compile is reported when objects are validated, as kube-openapi reports it.
     pub fn compile(schema: &JSONSchemaProps) -> Result<Self, SchemaError> {
         Ok(Self {
             raw: schema.clone(),
@@ -111,16 +126,21 @@ impl StructuralSchema {
         &self.raw
     }
 
-    /// Applies `default`s in place, as kube-apiserver does on decoding a request and reading storage.
+    /// Whether the schema carries CEL rules (`x-kubernetes-validations`) anywhere.
+    pub fn has_cel_rules(&self) -> bool {
+        self.root.has_cel
+    }
+
+    /// Applies `default`s in place, as kube-apiserver does on decoding a request and reading
+    /// storage: a missing field, or a `null` in a non-nullable one, gets the field's default.
     pub fn apply_defaults(&self, obj: &mut Value) {
         fn walk(node: &Node, v: &mut Value) {
             match v {
                 Value::Object(m) => {
                     if let Some(props) = &node.properties {
                         for (k, child) in props {
-                            if !m.contains_key(k)
-                                && let Some(d) = &child.default
-                            {
+                            let Some(d) = &child.default else { continue };
+                            if m.get(k).is_none_or(|cv| non_nullable_null(cv, child)) {
                                 m.insert(k.clone(), d.clone());
                             }
                         }
@@ -146,7 +166,8 @@ impl StructuralSchema {
 
     /// Drops fields the schema does not know (honouring `x-kubernetes-preserve-unknown-fields` and
     /// embedded resources) and returns their paths as kube-apiserver prints them in warnings and
-    /// strict-validation errors, e.g. `.spec.foo`.
+    /// strict-validation errors, e.g. `.spec.foo`. Also drops `null`s in non-nullable properties
+    /// without a default (upstream's `PruneNonNullableNullsWithoutDefaults`; not reported).
     pub fn prune(&self, obj: &mut Value) -> Vec<String> {
         fn walk(node: &Node, v: &mut Value, path: &str, root: bool, out: &mut Vec<String>) {
             match v {
@@ -164,6 +185,18 @@ impl StructuralSchema {
                                 m.remove(&k);
                                 out.push(format!(".{}", join(path, &k)));
                             }
+                        }
+                        let nulls: Vec<String> = props
+                            .iter()
+                            .filter(|(k, child)| {
+                                child.default.is_none()
+                                    && m.get(k.as_str())
+                                        .is_some_and(|cv| non_nullable_null(cv, child))
+                            })
+                            .map(|(k, _)| k.clone())
+                            .collect();
+                        for k in nulls {
+                            m.remove(&k);
                         }
                         for (k, child) in props {
                             if let Some(cv) = m.get_mut(k) {
@@ -191,267 +224,93 @@ impl StructuralSchema {
         out
     }
 
-    /// Validates a whole object (after defaulting and pruning) against the schema.
+    /// Validates a new object (after defaulting and pruning) against the schema, as on create.
     pub fn validate(&self, obj: &Value) -> Vec<FieldError> {
-        fn walk(node: &Node, v: &Value, path: &str, root: bool, out: &mut Vec<FieldError>) {
-            if v.is_null() && (node.nullable || node.preserve_unknown) {
-                return;
+        self.validate_write(obj, WriteContext::create())
+    }
+
+    /// Validates an object (after defaulting and pruning) for a write, returning the causes of
+    /// kube-apiserver's 422 in its order: OpenAPI value errors, embedded-resource errors,
+    /// list-type duplicates, then the CEL-skipped cause if the schema has CEL rules and one of
+    /// the errors blocks them.
+    pub fn validate_write(&self, obj: &Value, ctx: WriteContext<'_>) -> Vec<FieldError> {
+        let mut out = values::Outcome::default();
+        if ctx.status {
+            if let (Some(node), Some(status)) = (
+                self.root.properties.as_ref().and_then(|p| p.get("status")),
+                obj.get("status"),
+            ) {
+                let old = ctx.old.and_then(|o| o.get("status"));
+                let vctx = values::Ctx { prefix: "status" };
+                values::validate(node, status, old, "", false, vctx, &mut out);
             }
-            if node.int_or_string {
-                if !matches!(type_name(v), "integer" | "string") {
-                    out.push(FieldError {
-                        field: path.to_owned(),
-                        kind: FieldErrorType::TypeInvalid,
-                        bad_value: Some(Value::String(type_name(v).into())),
-                        detail: format!(
-                            "{path} in body must be of type int-or-string: \"{}\"",
-                            type_name(v)
-                        ),
-                    });
-                }
-                return;
-            }
-            if let Some(t) = node.type_.as_deref() {
-                let actual = type_name(v);
-                let ok = actual == t || (t == "number" && actual == "integer");
-                if !ok {
-                    out.push(FieldError {
-                        field: path.to_owned(),
-                        kind: FieldErrorType::TypeInvalid,
-                        bad_value: Some(Value::String(actual.into())),
-                        detail: format!("{path} in body must be of type {t}: \"{actual}\""),
-                    });
-                    return;
-                }
-            }
-            if let Some(values) = &node.enum_
-                && !values.contains(v)
-            {
-                let supported: Vec<String> = values.iter().map(|x| x.to_string()).collect();
-                out.push(FieldError {
-                    field: path.to_owned(),
-                    kind: FieldErrorType::NotSupported,
-                    bad_value: Some(v.clone()),
-                    detail: format!("supported values: {}", supported.join(", ")),
-                });
-            }
-            match v {
-                Value::Object(m) => {
-                    for r in &node.required {
-                        if !(m.contains_key(r) || (root && r == "metadata")) {
-                            out.push(FieldError {
-                                field: join(path, r),
-                                kind: FieldErrorType::Required,
-                                bad_value: None,
-                                detail: String::new(),
-                            });
-                        }
-                    }
-                    if let Some(props) = &node.properties {
-                        for (k, child) in props {
-                            if let Some(cv) = m.get(k)
-                                && !(root
-                                    && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
-                            {
-                                walk(child, cv, &join(path, k), false, out);
-                            }
-                        }
-                    } else if let Some(ap) = &node.additional {
-                        for (k, cv) in m {
-                            walk(ap, cv, &join(path, k), false, out);
-                        }
-                    }
-                }
-                Value::Array(a) => {
-                    if let Some(items) = &node.items {
-                        for (i, cv) in a.iter().enumerate() {
-                            walk(items, cv, &format!("{path}[{i}]"), false, out);
-                        }
-                    }
-                }
-                _ => {}
+        } else {
+            let vctx = values::Ctx { prefix: "" };
+            values::validate(&self.root, obj, ctx.old, "", true, vctx, &mut out);
+        }
+        let mut errors = out.errors;
+        if !ctx.status {
+            embedded::validate(&self.root, obj, "", true, &mut errors);
+        }
+        let mut list_errors = Vec::new();
+        listtype::validate(&self.root, obj, "", &mut list_errors);
+        if !list_errors.is_empty() {
+            let old_ok = ctx.old.is_none_or(|old| {
+                let mut old_errors = Vec::new();
+                listtype::validate(&self.root, old, "", &mut old_errors);
+                old_errors.is_empty()
+            });
+            if old_ok {
+                errors.extend(list_errors);
             }
         }
-        let mut out = Vec::new();
-        walk(&self.root, obj, "", true, &mut out);
-        out
+        if self.root.has_cel {
+            if errors.iter().any(|e| e.kind.blocks_cel()) {
+                errors.push(FieldError::new(
+                    "<nil>",
+                    FieldErrorType::Invalid,
+                    Value::Null,
+                    CEL_SKIPPED,
+                ));
+            } else {
+                tracing::debug!("x-kubernetes-validations rules are not evaluated by this server");
+            }
+        }
+        errors
+    }
+}
+
+impl StructuralSchema {
+    /// The node at `path` (field names from the root, list positions omitted).
+    fn node_at(&self, path: &[&str]) -> Option<&Node> {
+        let mut node = &self.root;
+        for segment in path {
+            while node.type_.as_deref() == Some("array")
+                && let Some(items) = &node.items
+            {
+                node = items;
+            }
+            node = node.child(segment)?;
+        }
+        Some(node)
     }
 }
 
 impl FieldSchema for StructuralSchema {
-    fn list_semantics(&self, _path: &[&str]) -> ListSemantics {
-        ListSemantics::Atomic
-    }
-}
-
-/// The kind of a field error, as apimachinery's `field.ErrorType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldErrorType {
-    /// `FieldValueRequired`: "Required value".
-    Required,
-    /// `FieldValueInvalid`: "Invalid value".
-    Invalid,
-    /// `FieldValueNotSupported`: "Unsupported value".
-    NotSupported,
-    /// `FieldValueTooLong`: "Too long".
-    TooLong,
-    /// `FieldValueTooMany`: "Too many".
-    TooMany,
-    /// `FieldValueDuplicate`: "Duplicate value".
-    Duplicate,
-    /// `FieldValueTypeInvalid`: "Invalid value" for a wrong type.
-    TypeInvalid,
-    /// `FieldValueForbidden`: "Forbidden".
-    Forbidden,
-}
-
-impl FieldErrorType {
-    /// The `reason` of the `StatusCause` kube-apiserver sends for this error type.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Self::Required => "FieldValueRequired",
-            Self::Invalid => "FieldValueInvalid",
-            Self::NotSupported => "FieldValueNotSupported",
-            Self::TooLong => "FieldValueTooLong",
-            Self::TooMany => "FieldValueTooMany",
-            Self::Duplicate => "FieldValueDuplicate",
-            Self::TypeInvalid => "FieldValueTypeInvalid",
-            Self::Forbidden => "FieldValueForbidden",
-        }
-    }
-}
-
-/// One validation failure at one field path.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FieldError {
-    /// The field path as kube-apiserver prints it, e.g. `spec.replicas` or `metadata.labels`.
-    pub field: String,
-    /// What is wrong.
-    pub kind: FieldErrorType,
-    /// The offending value, when kube-apiserver quotes it.
-    pub bad_value: Option<Value>,
-    /// The detail sentence.
-    pub detail: String,
-}
-
-impl FieldError {
-    /// The `message` of this error's `StatusCause` (the field is reported beside it), worded as
-    /// kube-apiserver words it, e.g. `Invalid value: "integer": spec.x in body must be of type string: "integer"`.
-    pub fn message(&self) -> String {
-        let value = self.bad_value.as_ref().map(|v| match v {
-            Value::String(s) => format!("{s:?}"),
-            other => other.to_string(),
-        });
-        let head = match self.kind {
-            FieldErrorType::Required => "Required value",
-            FieldErrorType::Invalid | FieldErrorType::TypeInvalid => "Invalid value",
-            FieldErrorType::NotSupported => "Unsupported value",
-            FieldErrorType::TooLong => "Too long",
-            FieldErrorType::TooMany => "Too many",
-            FieldErrorType::Duplicate => "Duplicate value",
-            FieldErrorType::Forbidden => "Forbidden",
+    fn list_semantics(&self, path: &[&str]) -> ListSemantics {
+        let Some(node) = self.node_at(path) else {
+            return ListSemantics::Atomic;
         };
-        match (value, self.detail.is_empty()) {
-            (Some(v), false) => format!("{head}: {v}: {}", self.detail),
-            (Some(v), true) => format!("{head}: {v}"),
-            (None, false) => format!("{head}: {}", self.detail),
-            (None, true) => head.to_owned(),
-        }
-    }
-}
-
-/// The `message` of a 422 Invalid `Status`: `<Kind>.<group> "<name>" is invalid: ...`.
-pub fn invalid_message(qualified_kind: &str, name: &str, errors: &[FieldError]) -> String {
-    let parts: Vec<String> = errors.iter().map(FieldError::message).collect();
-    format!(
-        "{qualified_kind} \"{name}\" is invalid: {}",
-        parts.join(", ")
-    )
-}
-
-/// Validates `metadata` as kube-apiserver does for every object; implemented: the name must be
-/// a DNS-1123 subdomain (labels, annotations and the rest are not checked yet).
-pub fn validate_object_meta(meta: &Value, _namespaced: bool) -> Vec<FieldError> {
-    let mut out = Vec::new();
-    if let Some(name) = meta["name"].as_str().filter(|n| !n.is_empty()) {
-        let label_ok = |l: &str| {
-            !l.is_empty()
-                && l.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                && l.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-                && l.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
-        };
-        if name.len() > 253 || !name.split('.').all(label_ok) {
-            out.push(FieldError {
-                field: "metadata.name".into(),
-                kind: FieldErrorType::Invalid,
-                bad_value: Some(Value::String(name.into())),
-                detail: "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".into(),
-            });
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn schema() -> StructuralSchema {
-        let p: JSONSchemaProps = serde_json::from_value(json!({
-            "type": "object",
-            "properties": {
-                "spec": {"type": "object", "required": ["name"], "properties": {
-                    "name": {"type": "string"},
-                    "mode": {"type": "string", "enum": ["A", "B"], "default": "A"},
-                    "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
-                    "port": {"x-kubernetes-int-or-string": true}
-                }}
+        match node.list_type.as_deref() {
+            Some("set") => ListSemantics::Set,
+            Some("map") if !node.list_map_keys.is_empty() => {
+                ListSemantics::Map(node.list_map_keys.clone())
             }
-        }))
-        .unwrap();
-        StructuralSchema::compile(&p).unwrap()
+            _ => ListSemantics::Atomic,
+        }
     }
 
-    #[test]
-    fn defaults_prunes_and_validates_as_upstream() {
-        let s = schema();
-        let mut obj = json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a"}, "spec": {"name": 7, "bogus": 1, "free": {"any": 1}, "port": "80%"}});
-        s.apply_defaults(&mut obj);
-        assert_eq!(obj["spec"]["mode"], "A");
-        assert_eq!(s.prune(&mut obj), [".spec.bogus"]);
-        assert_eq!(obj["spec"]["free"], json!({"any": 1}));
-        let errs = s.validate(&obj);
-        assert_eq!(errs.len(), 1);
-        assert_eq!(errs[0].field, "spec.name");
-        assert_eq!(
-            errs[0].message(),
-            "Invalid value: \"integer\": spec.name in body must be of type string: \"integer\""
-        );
-        let missing = s.validate(&json!({"spec": {"mode": "C"}}));
-        let msgs: Vec<String> = missing
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.message()))
-            .collect();
-        assert!(
-            msgs.contains(&"spec.name: Required value".to_string()),
-            "{msgs:?}"
-        );
-        assert!(
-            msgs.contains(
-                &"spec.mode: Unsupported value: \"C\": supported values: \"A\", \"B\"".to_string()
-            ),
-            "{msgs:?}"
-        );
-    }
-
-    #[test]
-    fn names_must_be_dns_subdomains() {
-        assert_eq!(
-            validate_object_meta(&json!({"name": "BadName"}), true).len(),
-            1
-        );
-        assert!(validate_object_meta(&json!({"name": "good.name-1"}), true).is_empty());
+    fn map_is_atomic(&self, path: &[&str]) -> bool {
+        self.node_at(path).is_some_and(|n| n.map_type_atomic)
     }
 }

@@ -14,7 +14,7 @@ use super::resources::Resource;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{DeleteOptions, Deletion};
 use super::{App, discovery, table, watch};
-use crate::patch::{self, FieldManager, PatchType};
+use crate::patch::{self, FieldManager, PatchType, WriteScope};
 
 /// A parsed resource URL.
 #[derive(Debug, Clone)]
@@ -29,12 +29,12 @@ pub(crate) struct Target {
 type Params = HashMap<String, String>;
 
 fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
-    let mut resp = (
-        code,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response();
+    encoded_response(code, Bytes::from(body.to_string()), warnings)
+}
+
+/// [`json_response`] of a body already encoded.
+fn encoded_response(code: StatusCode, body: Bytes, warnings: &[String]) -> Response {
+    let mut resp = (code, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     for w in warnings {
         if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{}\"", w.replace('"', "\\\""))) {
             resp.headers_mut().append("Warning", v);
@@ -55,13 +55,20 @@ pub(crate) async fn dispatch(
         .map(|q| q.0)
         .unwrap_or_default();
     app.requests.record(method.as_str(), uri.path());
-    if let Some(resp) = app.faults.intercept(&method, uri.path()).await {
+    let request = super::faults::RequestInfo::parse(&method, uri.path(), &params);
+    if let Some(resp) = app.faults.intercept(&request).await {
         return resp;
     }
-    match handle(&app, &method, &uri, &headers, &params, body).await {
+    if let Some(resp) = super::auth::gate(
+        &app.auth, &app.store, &method, &uri, &headers, &params, &body,
+    ) {
+        return resp;
+    }
+    let resp = match handle(&app, &method, &uri, &headers, &params, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
-    }
+    };
+    app.faults.tap(&request, resp)
 }
 
 async fn handle(
@@ -111,9 +118,23 @@ async fn handle(
             list(app, &target, params, accept, &warnings)
         }
         (&Method::GET, Some(name), sub) => {
-            let obj =
-                app.store
-                    .get(&target.res, target.namespace.as_deref().unwrap_or(""), name)?;
+            let stored = app.store.get_stored(
+                &target.res,
+                target.namespace.as_deref().unwrap_or(""),
+                name,
+            )?;
+            // Already in the version asked for: the stored encoding is the answer.
+            if sub != Some("scale")
+                && !accept.contains("as=Table")
+                && stored.is(&target.res.api_version(&target.version), &target.res.kind)
+            {
+                return Ok(encoded_response(
+                    StatusCode::OK,
+                    stored.json().clone(),
+                    &warnings,
+                ));
+            }
+            let obj = stored.value();
             if sub == Some("scale") {
                 return Ok(json_response(
                     StatusCode::OK,
@@ -207,7 +228,7 @@ pub(crate) fn output(res: &Resource, version: &str, mut obj: Value) -> Value {
     obj
 }
 
-fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+fn parse_body(res: &Resource, headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -219,7 +240,7 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
             .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")));
     }
     if ct.contains("protobuf") {
-        return Err(ApiError::unsupported_patch(true));
+        return super::protobuf::decode_body(res, body);
     }
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
@@ -234,6 +255,7 @@ fn admit(
     obj: &mut Value,
     params: &Params,
     warnings: &mut Vec<String>,
+    old: Option<&Value>,
 ) -> Result<(), ApiError> {
     if !obj.is_object() || !(obj["metadata"].is_object() || obj["metadata"].is_null()) {
         return Err(ApiError::bad_request(
@@ -274,6 +296,26 @@ fn admit(
             &causes,
         ));
     }
+    let status_subresource = target
+        .res
+        .version(&target.version)
+        .is_some_and(|v| v.status)
+        && !target.res.builtin;
+    if status_subresource && target.subresource.is_none() {
+        // As the custom resource strategy's PrepareForCreate/PrepareForUpdate: a write to the
+        // main resource does not set status, so the status in the body is neither validated
+        // nor kept (the stored one is, on update).
+        if let Some(o) = obj.as_object_mut() {
+            match old.and_then(|o| o.get("status")) {
+                Some(status) => {
+                    o.insert("status".into(), status.clone());
+                }
+                None => {
+                    o.remove("status");
+                }
+            }
+        }
+    }
     if let Some(schema) = target
         .res
         .version(&target.version)
@@ -281,29 +323,15 @@ fn admit(
     {
         schema.apply_defaults(obj);
         let unknown = schema.prune(obj);
-        if !unknown.is_empty() {
-            match params.get("fieldValidation").map(String::as_str) {
-                Some("Strict") => {
-                    let list: Vec<String> = unknown
-                        .iter()
-                        .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.')))
-                        .collect();
-                    return Err(ApiError::bad_request(format!(
-                        "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
-                        list.join(", "),
-                        kind = target.res.kind,
-                        version = target.version,
-                    )));
-                }
-                Some("Ignore") => {}
-                _ => warnings.extend(
-                    unknown
-                        .iter()
-                        .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.'))),
-                ),
-            }
+        report_unknown(target, &unknown, params, warnings)?;
+        let mut ctx = old.map_or_else(
+            crate::schema::WriteContext::create,
+            crate::schema::WriteContext::update,
+        );
+        if target.subresource.as_deref() == Some("status") {
+            ctx = ctx.on_status();
         }
-        let errors = schema.validate(obj);
+        let errors = schema.validate_write(obj, ctx);
         if !errors.is_empty() {
             let causes: Vec<(String, &str, String)> = errors
                 .iter()
@@ -322,6 +350,71 @@ fn admit(
     Ok(())
 }
 
+/// Unknown (pruned) fields: a strict-decoding error with `fieldValidation=Strict`, warnings
+/// unless `Ignore`.
+fn report_unknown(
+    target: &Target,
+    unknown: &[String],
+    params: &Params,
+    warnings: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    match params.get("fieldValidation").map(String::as_str) {
+        Some("Strict") => {
+            let list: Vec<String> = unknown
+                .iter()
+                .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.')))
+                .collect();
+            Err(ApiError::bad_request(format!(
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                list.join(", "),
+                kind = target.res.kind,
+                version = target.version,
+            )))
+        }
+        Some("Ignore") => Ok(()),
+        _ => {
+            warnings.extend(
+                unknown
+                    .iter()
+                    .map(|p| format!("unknown field \"{}\"", p.trim_start_matches('.'))),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The merge semantics of the target's objects (server-side apply, strategic merge patch).
+fn field_schema(target: &Target) -> Box<dyn patch::FieldSchema> {
+    if target.res.builtin {
+        return Box::new(patch::BuiltinSchema::new(
+            &target.res.group,
+            &target.res.kind,
+        ));
+    }
+    let raw = target
+        .res
+        .version(&target.version)
+        .and_then(|v| v.schema.as_ref())
+        .map(|s| s.raw().clone());
+    Box::new(patch::CrdSchema::new(raw))
+}
+
+/// Which fields a write through this endpoint may change (the strategies' reset fields).
+fn write_scope(target: &Target, sub: Option<&str>) -> WriteScope {
+    let status_sub = target
+        .res
+        .version(target.res.storage_version())
+        .is_some_and(|v| v.status);
+    match sub {
+        Some("status") => WriteScope::StatusOnly,
+        _ if status_sub => WriteScope::AllButStatus,
+        _ => WriteScope::All,
+    }
+}
+
 fn create(
     app: &Arc<App>,
     target: &Target,
@@ -331,7 +424,7 @@ fn create(
     dry_run: bool,
     mut warnings: Vec<String>,
 ) -> Result<Response, ApiError> {
-    let mut obj = parse_body(headers, body)?;
+    let mut obj = parse_body(&target.res, headers, body)?;
     if !obj.is_object() {
         return Err(ApiError::bad_request("the body must be a JSON object"));
     }
@@ -354,25 +447,30 @@ fn create(
             )],
         ));
     }
-    admit(app, target, &mut obj, params, &mut warnings)?;
-    if target
-        .res
-        .version(&target.version)
-        .is_some_and(|v| v.status)
-        && !target.res.builtin
-    {
-        obj.as_object_mut().map(|o| o.remove("status"));
-    }
+    // Drops the status of an object with a status subresource, as upstream's PrepareForCreate.
+    admit(app, target, &mut obj, params, &mut warnings, None)?;
     super::builtins::on_create(&target.res, &mut obj);
-    let manager = field_manager(params, headers);
-    patch::record_update(None, &mut obj, &manager, &NoSchema);
-    let created = app.store.create(
+    let mut manager = field_manager(params, headers);
+    manager.scope = write_scope(target, None);
+    patch::record_update(None, &mut obj, &manager, &*field_schema(target));
+    let (created, stored) = app.store.create_encoded(
         &target.res,
         target.namespace.as_deref().unwrap_or(""),
         obj,
         dry_run,
     )?;
     let created = after_create(app, target, created, dry_run)?;
+    // As created and in the version asked for (a CRD is answered as its side effects left it).
+    if let Some(stored) = stored
+        && target.res.plural != "customresourcedefinitions"
+        && stored.is(&target.res.api_version(&target.version), &target.res.kind)
+    {
+        return Ok(encoded_response(
+            StatusCode::CREATED,
+            stored.json().clone(),
+            &warnings,
+        ));
+    }
     Ok(json_response(
         StatusCode::CREATED,
         &output(&target.res, &target.version, created),
@@ -420,7 +518,13 @@ fn field_manager(params: &Params, headers: &HeaderMap) -> FieldManager {
         manager,
         api_version: String::new(),
         subresource: String::new(),
-        time: k8s_openapi::jiff::Timestamp::now().to_string(),
+        time: {
+            let now = k8s_openapi::jiff::Timestamp::now();
+            k8s_openapi::jiff::Timestamp::from_second(now.as_second())
+                .unwrap_or(now)
+                .to_string()
+        },
+        scope: WriteScope::All,
     }
 }
 
@@ -436,7 +540,7 @@ fn update(
     dry_run: bool,
     mut warnings: Vec<String>,
 ) -> Result<Response, ApiError> {
-    let mut obj = parse_body(headers, body)?;
+    let mut obj = parse_body(&target.res, headers, body)?;
     if !obj.is_object() || !(obj["metadata"].is_object() || obj["metadata"].is_null()) {
         return Err(ApiError::bad_request(
             "the object and its metadata must be JSON objects",
@@ -468,9 +572,13 @@ fn update(
         ));
     }
     obj["metadata"]["name"] = json!(name);
-    admit(app, target, &mut obj, params, &mut warnings)?;
+    let ns = target.namespace.as_deref().unwrap_or_default();
+    let old = app.store.get(&target.res, ns, name).ok();
+    admit(app, target, &mut obj, params, &mut warnings, old.as_ref())?;
     let mut manager = field_manager(params, headers);
     manager.subresource = sub.unwrap_or_default().to_owned();
+    manager.scope = write_scope(target, sub);
+    let schema = field_schema(target);
     let ns = target.namespace.clone().unwrap_or_default();
     let res = target.res.clone();
     let updated = app
@@ -482,7 +590,7 @@ fn update(
                 return Err(ApiError::conflict(&res.plural, &res.group, name));
             }
             let mut new = obj;
-            patch::record_update(Some(old), &mut new, &manager, &NoSchema);
+            patch::record_update(Some(old), &mut new, &manager, &*schema);
             Ok(new)
         })?;
     super::builtins::after_update(app, &target.res, &updated);
@@ -529,6 +637,8 @@ fn patch(
     };
     let mut manager = field_manager(params, headers);
     manager.subresource = sub.unwrap_or_default().to_owned();
+    manager.scope = write_scope(target, sub);
+    let mut patch_body = patch_body;
     if kind == PatchType::Apply {
         manager.manager = params.get("fieldManager").cloned().ok_or_else(|| {
             ApiError::invalid(
@@ -542,37 +652,47 @@ fn patch(
                 )],
             )
         })?;
-    }
-    let ns = target.namespace.clone().unwrap_or_default();
-    if sub == Some("scale") {
-        return write_scale(
-            app,
-            target,
-            name,
-            |scale| apply_patch(kind, scale, &patch_body, &manager, params),
-            dry_run,
-            &warnings,
-        );
-    }
-    // Server-side apply creates a missing object.
-    if kind == PatchType::Apply && app.store.get(&target.res, &ns, name).is_err() {
-        let mut obj = patch_body.clone();
-        if !obj.is_object() || !(obj["metadata"].is_object() || obj["metadata"].is_null()) {
+        if !patch_body.is_object()
+            || !(patch_body["metadata"].is_object() || patch_body["metadata"].is_null())
+        {
             return Err(ApiError::bad_request(
                 "the apply configuration and its metadata must be objects",
             ));
         }
-        obj["metadata"]["name"] = json!(name);
-        admit(app, target, &mut obj, params, &mut warnings)?;
+        // Fields the schema does not know are dropped from the configuration (or refused), so
+        // that nobody owns them.
+        if sub != Some("scale")
+            && let Some(schema) = target
+                .res
+                .version(&target.version)
+                .and_then(|v| v.schema.as_ref())
+        {
+            let unknown = schema.prune(&mut patch_body);
+            report_unknown(target, &unknown, params, &mut warnings)?;
+        }
+    }
+    let force = params.get("force").is_some_and(|f| f == "true");
+    let ns = target.namespace.clone().unwrap_or_default();
+    if sub == Some("scale") {
+        let untyped = patch::CrdSchema::default();
+        return write_scale(
+            app,
+            target,
+            name,
+            |scale| apply_patch(kind, scale, &patch_body, &manager, force, &untyped),
+            dry_run,
+            &warnings,
+        );
+    }
+    let schema = field_schema(target);
+    // Server-side apply creates a missing object (not through a subresource).
+    if kind == PatchType::Apply && sub.is_none() && app.store.get(&target.res, &ns, name).is_err() {
+        let mut config = patch_body.clone();
+        config["metadata"]["name"] = json!(name);
+        let mut obj = patch::server_side_apply(None, &config, &manager, force, &*schema)
+            .map_err(patch_error)?;
+        admit(app, target, &mut obj, params, &mut warnings, None)?;
         super::builtins::on_create(&target.res, &mut obj);
-        obj = patch::server_side_apply(
-            None,
-            &obj,
-            &manager,
-            params.get("force").is_some_and(|f| f == "true"),
-            &NoSchema,
-        )
-        .map_err(patch_error)?;
         let created = app.store.create(&target.res, &ns, obj, dry_run)?;
         let created = after_create(app, target, created, dry_run)?;
         return Ok(json_response(
@@ -595,8 +715,18 @@ fn patch(
                 return Err(ApiError::conflict(&res.plural, &res.group, name));
             }
             let current = output(&res, &target.version, old.clone());
-            let mut new = apply_patch(kind, &current, &patch_body, &manager, params)?;
-            admit(app, target, &mut new, params, &mut admit_warnings)?;
+            let mut new = apply_patch(kind, &current, &patch_body, &manager, force, &*schema)?;
+            admit(
+                app,
+                target,
+                &mut new,
+                params,
+                &mut admit_warnings,
+                Some(old),
+            )?;
+            if kind != PatchType::Apply {
+                patch::record_update(Some(&current), &mut new, &manager, &*schema);
+            }
             Ok(new)
         })?;
     warnings.extend(admit_warnings);
@@ -608,31 +738,21 @@ fn patch(
     ))
 }
 
-struct NoSchema;
-
-impl patch::FieldSchema for NoSchema {
-    fn list_semantics(&self, _path: &[&str]) -> patch::ListSemantics {
-        patch::ListSemantics::Atomic
-    }
-}
-
 fn patch_error(e: patch::PatchError) -> ApiError {
     match e {
         patch::PatchError::Malformed(m) => ApiError::bad_request(m),
         patch::PatchError::ApplyConflict { conflicts } => {
-            let causes: Vec<String> = conflicts
+            let causes: Vec<Value> = conflicts
                 .iter()
-                .map(|(m, f)| format!("conflict with \"{m}\": {f}"))
+                .map(|c| {
+                    json!({"reason": "FieldManagerConflict", "message": format!("conflict with {}", c.manager), "field": c.field})
+                })
                 .collect();
             ApiError {
                 code: 409,
                 reason: "Conflict",
-                message: format!(
-                    "Apply failed with {} conflict(s): {}",
-                    conflicts.len(),
-                    causes.join(", ")
-                ),
-                details: None,
+                message: patch::conflict_message(&conflicts),
+                details: Some(json!({ "causes": causes })),
             }
         }
         // Upstream hides the JSON patch engine's message behind a generic one.
@@ -642,6 +762,14 @@ fn patch_error(e: patch::PatchError) -> ApiError {
             message: "the server rejected our request due to an error in our request".into(),
             details: Some(json!({})),
         },
+        patch::PatchError::Unprocessable(m) => ApiError {
+            code: 422,
+            reason: "Invalid",
+            message: "the server rejected our request due to an error in our request".into(),
+            details: Some(
+                json!({"causes": [{"reason": "UnexpectedServerResponse", "message": m}]}),
+            ),
+        },
     }
 }
 
@@ -650,22 +778,17 @@ fn apply_patch(
     current: &Value,
     body: &Value,
     manager: &FieldManager,
-    params: &Params,
+    force: bool,
+    schema: &dyn patch::FieldSchema,
 ) -> Result<Value, ApiError> {
     match kind {
         PatchType::Merge => Ok(patch::merge_patch(current, body)),
         PatchType::Json => patch::json_patch(current, body).map_err(patch_error),
         PatchType::StrategicMerge => {
-            patch::strategic_merge_patch(current, body, &NoSchema).map_err(patch_error)
+            patch::strategic_merge_patch(current, body, schema).map_err(patch_error)
         }
-        PatchType::Apply => patch::server_side_apply(
-            Some(current),
-            body,
-            manager,
-            params.get("force").is_some_and(|f| f == "true"),
-            &NoSchema,
-        )
-        .map_err(patch_error),
+        PatchType::Apply => patch::server_side_apply(Some(current), body, manager, force, schema)
+            .map_err(patch_error),
     }
 }
 

@@ -25,14 +25,18 @@
 //! # }
 //! ```
 
+pub mod auth;
 mod builtins;
+mod connections;
 mod discovery;
 pub mod errors;
 pub mod faults;
 mod gc;
 mod handlers;
+mod protobuf;
 pub mod requests;
 pub mod resources;
+pub mod restart;
 pub mod selectors;
 pub mod store;
 mod table;
@@ -43,6 +47,7 @@ use std::sync::Arc;
 use axum::Router;
 use serde_json::json;
 
+use auth::Auth;
 use faults::Faults;
 use requests::RequestCounter;
 use store::Store;
@@ -53,6 +58,7 @@ pub(crate) struct App {
     pub store: Arc<Store>,
     pub faults: Arc<Faults>,
     pub requests: Arc<RequestCounter>,
+    pub auth: Arc<Auth>,
     pub address: String,
 }
 
@@ -62,6 +68,9 @@ pub struct Server {
     store: Arc<Store>,
     faults: Arc<Faults>,
     requests: Arc<RequestCounter>,
+    auth: Arc<Auth>,
+    /// Events kept for resumed watches (a restart with a fresh store keeps as many).
+    history: usize,
     housekeeping:
         Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<store::Housekeeping>>>>,
 }
@@ -81,7 +90,27 @@ impl Server {
 
     /// A server keeping `history` events for resumed watches.
     pub fn with_history(history: usize) -> Self {
+        Self::build(
+            history,
+            None,
+            Arc::new(Faults::default()),
+            Arc::new(RequestCounter::default()),
+        )
+    }
+
+    /// A server whose resourceVersions start after `first_rv` (`None`: the store's default).
+    fn build(
+        history: usize,
+        first_rv: Option<u64>,
+        faults: Arc<Faults>,
+        requests: Arc<RequestCounter>,
+    ) -> Self {
         let (store, rx) = Store::new(history);
+        if let Some(rv) = first_rv {
+            let mut s = store.lock();
+            s.rv = rv;
+            s.compacted_rv = rv;
+        }
         let namespaces = store.lock().registry.get("", "namespaces").cloned();
         if let Some(ns) = namespaces {
             for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -90,8 +119,10 @@ impl Server {
         }
         let server = Self {
             store,
-            faults: Arc::new(Faults::default()),
-            requests: Arc::new(RequestCounter::default()),
+            faults,
+            requests,
+            auth: Arc::new(Auth::default()),
+            history,
             housekeeping: Arc::new(std::sync::Mutex::new(Some(rx))),
         };
         server.start_housekeeping();
@@ -129,6 +160,19 @@ impl Server {
         &self.requests
     }
 
+    /// Authentication and authorization: tokens, RBAC enforcement (off by default).
+    pub fn auth(&self) -> &Arc<Auth> {
+        &self.auth
+    }
+
+    /// Enforces RBAC from now on, creating the default ClusterRoles and ClusterRoleBindings
+    /// that are missing ([`auth::default_policy`]: discovery for every identity,
+    /// `cluster-admin` for `system:masters`).
+    pub fn enable_rbac(&self) {
+        auth::bootstrap(&self.store);
+        self.auth.set_enforcing(true);
+    }
+
     /// The HTTP routes, as a tower service (usable with no socket: `kube::Client::new(router, ns)`).
     pub fn router(&self, address: &str) -> Router {
         self.start_housekeeping();
@@ -136,19 +180,24 @@ impl Server {
             store: self.store.clone(),
             faults: self.faults.clone(),
             requests: self.requests.clone(),
+            auth: self.auth.clone(),
             address: address.to_owned(),
         });
         Router::new().fallback(handlers::dispatch).with_state(app)
     }
 
-    /// Serves on `listener` until the returned task is aborted.
+    /// Serves on `listener` until the returned task is aborted; then every connection it
+    /// accepted (open watches included) drops too.
     pub fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
         let address = listener
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
         let router = self.router(&address);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let listener = connections::Cuttable::new(listener, stop.clone());
         tokio::spawn(async move {
+            let _stop_connections = stop.drop_guard();
             if let Err(e) = axum::serve(listener, router).await {
                 tracing::error!(error = %e, "API server stopped");
             }

@@ -3,10 +3,16 @@
 //!
 //! Every operation runs under one lock, so each write is atomic and events are totally ordered
 //! by resourceVersion, as etcd orders them.
+//!
+//! Objects are kept encoded, as etcd keeps them ([`StoredObject`]): a decoded `serde_json::Value`
+//! takes about three times the bytes of its JSON, and the encoding is what a GET answers and a
+//! watch event carries, shared (not copied) between the store, the event history and every
+//! watcher.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
@@ -35,6 +41,61 @@ impl EventType {
     }
 }
 
+/// An object as the store keeps it: its JSON encoding, and what scans of the whole store
+/// (garbage collector, namespace checks) and the fast paths of GET and watch read without
+/// decoding it.
+#[derive(Debug)]
+pub struct StoredObject {
+    json: Bytes,
+    api_version: Box<str>,
+    kind: Box<str>,
+    uid: Box<str>,
+    owners: Box<[Box<str>]>,
+    deleting: bool,
+}
+
+impl StoredObject {
+    /// Encodes `obj`.
+    pub fn new(obj: &Value) -> Self {
+        let m = &obj["metadata"];
+        let text = |v: &Value| Box::from(v.as_str().unwrap_or_default());
+        Self {
+            // Exactly as long as the JSON: the encoder's spare capacity would stay allocated.
+            json: Bytes::from(obj.to_string().into_bytes().into_boxed_slice()),
+            api_version: text(&obj["apiVersion"]),
+            kind: text(&obj["kind"]),
+            uid: text(&m["uid"]),
+            owners: m["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|o| text(&o["uid"]))
+                .collect(),
+            deleting: m["deletionTimestamp"].is_string(),
+        }
+    }
+
+    /// The JSON, exactly as a client is sent it when it asks for `apiVersion`/`kind` (see
+    /// [`Self::is`]).
+    pub fn json(&self) -> &Bytes {
+        &self.json
+    }
+
+    /// Whether the encoding already carries this `apiVersion` and `kind`.
+    pub fn is(&self, api_version: &str, kind: &str) -> bool {
+        *self.api_version == *api_version && *self.kind == *kind
+    }
+
+    /// The object, decoded (the store wrote the JSON, so it decodes; `null` if it did not).
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.json).unwrap_or_default()
+    }
+
+    fn owned_by(&self, uid: &str) -> bool {
+        self.owners.iter().any(|o| **o == *uid)
+    }
+}
+
 /// One change, as watches see it.
 #[derive(Debug, Clone)]
 pub struct WatchEvent {
@@ -49,9 +110,9 @@ pub struct WatchEvent {
     /// What happened.
     pub type_: EventType,
     /// The object after the change (before it, for deletions), in the storage version.
-    pub object: Value,
+    pub object: Arc<StoredObject>,
     /// The object before the change (for selector transitions).
-    pub old: Option<Value>,
+    pub old: Option<Arc<StoredObject>>,
 }
 
 /// Work for the controllers inside the server (garbage collector, namespace controller).
@@ -91,7 +152,7 @@ pub struct State {
     pub rv: u64,
     /// Served resources.
     pub registry: Registry,
-    objects: HashMap<Key, BTreeMap<Key, Value>>,
+    objects: HashMap<Key, BTreeMap<Key, Arc<StoredObject>>>,
     history: VecDeque<Arc<WatchEvent>>,
     history_cap: usize,
     /// The oldest resourceVersion a watch may start after.
@@ -150,15 +211,17 @@ fn new_uid() -> String {
     }
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    // 8-4-4-4-12 hex digits.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut uid = String::with_capacity(36);
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            uid.push('-');
+        }
+        uid.push(char::from(HEX[usize::from(b >> 4)]));
+        uid.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    uid
 }
 
 fn random_suffix() -> String {
@@ -259,9 +322,21 @@ impl Store {
         &self,
         res: &Resource,
         namespace: &str,
-        mut obj: Value,
+        obj: Value,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        self.create_encoded(res, namespace, obj, dry_run)
+            .map(|(obj, _)| obj)
+    }
+
+    /// [`Self::create`], also returning the stored encoding (`None` for a dry run).
+    pub fn create_encoded(
+        &self,
+        res: &Resource,
+        namespace: &str,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> Result<(Value, Option<Arc<StoredObject>>), ApiError> {
         let mut s = self.lock();
         if res.namespaced {
             let who = obj["metadata"]["name"]
@@ -330,12 +405,13 @@ impl Store {
         }
         if dry_run {
             m.remove("resourceVersion");
-            return Ok(obj);
+            return Ok((obj, None));
         }
         s.rv += 1;
         let rv = s.rv;
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-        s.objects.entry(key).or_default().insert(id, obj.clone());
+        let stored = Arc::new(StoredObject::new(&obj));
+        s.objects.entry(key).or_default().insert(id, stored.clone());
         self.emit(
             &mut s,
             WatchEvent {
@@ -344,11 +420,11 @@ impl Store {
                 plural: res.plural.clone(),
                 namespace: namespace.to_owned(),
                 type_: EventType::Added,
-                object: obj.clone(),
+                object: stored.clone(),
                 old: None,
             },
         );
-        Ok(obj)
+        Ok((obj, Some(stored)))
     }
 
     fn check_namespace(
@@ -364,7 +440,7 @@ impl Store {
             .and_then(|m| m.get(&(String::new(), namespace.to_owned())));
         match ns {
             None => Err(ApiError::not_found("namespaces", "", namespace)),
-            Some(n) if n["metadata"]["deletionTimestamp"].is_string() => Err(ApiError::forbidden(
+            Some(n) if n.deleting => Err(ApiError::forbidden(
                 format!(
                     "{plural} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated"
                 ),
@@ -378,6 +454,16 @@ impl Store {
 
     /// The stored object.
     pub fn get(&self, res: &Resource, namespace: &str, name: &str) -> Result<Value, ApiError> {
+        self.get_stored(res, namespace, name).map(|o| o.value())
+    }
+
+    /// The stored object, encoded (shared, not copied).
+    pub fn get_stored(
+        &self,
+        res: &Resource,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Arc<StoredObject>, ApiError> {
         let s = self.lock();
         s.objects
             .get(&(res.group.clone(), res.plural.clone()))
@@ -388,6 +474,16 @@ impl Store {
 
     /// All objects of a resource (in a namespace, or all), sorted, with the list resourceVersion.
     pub fn list(&self, res: &Resource, namespace: Option<&str>) -> (Vec<Value>, u64) {
+        let (items, rv) = self.list_stored(res, namespace);
+        (items.iter().map(|o| o.value()).collect(), rv)
+    }
+
+    /// [`Self::list`], encoded; the objects are decoded outside the lock.
+    pub fn list_stored(
+        &self,
+        res: &Resource,
+        namespace: Option<&str>,
+    ) -> (Vec<Arc<StoredObject>>, u64) {
         let s = self.lock();
         let items = s
             .objects
@@ -428,13 +524,8 @@ impl Store {
                 continue;
             };
             for obj in objs.values() {
-                if obj["metadata"]["ownerReferences"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|o| o["uid"] == uid)
-                {
-                    out.push((res.clone(), obj.clone()));
+                if obj.owned_by(uid) {
+                    out.push((res.clone(), obj.value()));
                 }
             }
         }
@@ -446,7 +537,7 @@ impl Store {
         let s = self.lock();
         s.objects
             .values()
-            .any(|m| m.values().any(|o| o["metadata"]["uid"] == uid))
+            .any(|m| m.values().any(|o| *o.uid == *uid))
     }
 
     /// Replaces an object through `change`, which gets the stored object and returns the new one.
@@ -465,12 +556,13 @@ impl Store {
         let mut s = self.lock();
         let key = (res.group.clone(), res.plural.clone());
         let id = (namespace.to_owned(), name.to_owned());
-        let old = s
+        let stored_old = s
             .objects
             .get(&key)
             .and_then(|m| m.get(&id))
             .cloned()
             .ok_or_else(|| ApiError::not_found(&res.plural, &res.group, name))?;
+        let old = stored_old.value();
         let mut new = change(&old)?;
         if !new.is_object() || !(new["metadata"].is_object() || new["metadata"].is_null()) {
             return Err(ApiError::bad_request(
@@ -482,12 +574,20 @@ impl Store {
         match subresource {
             Some("status") => {
                 let status = new.get("status").cloned();
+                // The write's ownership records stay (they only cover status).
+                let managed = new["metadata"].get("managedFields").cloned();
                 new = old.clone();
                 match status {
                     Some(st) => new["status"] = st,
                     None => {
                         new.as_object_mut().map(|o| o.remove("status"));
                     }
+                }
+                if let Some(m) = new["metadata"].as_object_mut() {
+                    match managed {
+                        Some(mf) => m.insert("managedFields".into(), mf),
+                        None => m.remove("managedFields"),
+                    };
                 }
             }
             _ if status_sub => match old.get("status") {
@@ -576,6 +676,7 @@ impl Store {
         s.rv += 1;
         let rv = s.rv;
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let stored = Arc::new(StoredObject::new(&new));
         if deleting && finalizers(&new).is_empty() {
             s.objects.get_mut(&key).map(|m| m.remove(&id));
             self.emit(
@@ -586,15 +687,15 @@ impl Store {
                     plural: res.plural.clone(),
                     namespace: namespace.to_owned(),
                     type_: EventType::Deleted,
-                    object: new.clone(),
-                    old: Some(old),
+                    object: stored,
+                    old: Some(stored_old),
                 },
             );
             drop(s);
             self.after_removal(res, &new);
             return Ok(new);
         }
-        s.objects.entry(key).or_default().insert(id, new.clone());
+        s.objects.entry(key).or_default().insert(id, stored.clone());
         self.emit(
             &mut s,
             WatchEvent {
@@ -603,8 +704,8 @@ impl Store {
                 plural: res.plural.clone(),
                 namespace: namespace.to_owned(),
                 type_: EventType::Modified,
-                object: new.clone(),
-                old: Some(old),
+                object: stored,
+                old: Some(stored_old),
             },
         );
         Ok(new)
@@ -633,8 +734,9 @@ impl Store {
         mut s: MutexGuard<'_, State>,
         res: &Resource,
         namespace: &str,
-        old: Value,
+        stored_old: Arc<StoredObject>,
     ) -> Value {
+        let old = stored_old.value();
         let key = (res.group.clone(), res.plural.clone());
         let id = (
             namespace.to_owned(),
@@ -653,8 +755,8 @@ impl Store {
                 plural: res.plural.clone(),
                 namespace: namespace.to_owned(),
                 type_: EventType::Deleted,
-                object: gone.clone(),
-                old: Some(old),
+                object: Arc::new(StoredObject::new(&gone)),
+                old: Some(stored_old),
             },
         );
         drop(s);
@@ -673,12 +775,13 @@ impl Store {
         let mut s = self.lock();
         let key = (res.group.clone(), res.plural.clone());
         let id = (namespace.to_owned(), name.to_owned());
-        let old = s
+        let stored_old = s
             .objects
             .get(&key)
             .and_then(|m| m.get(&id))
             .cloned()
             .ok_or_else(|| ApiError::not_found(&res.plural, &res.group, name))?;
+        let old = stored_old.value();
         if let Some(uid) = &opts.uid
             && meta_str(&old, "uid") != Some(uid.as_str())
         {
@@ -740,7 +843,7 @@ impl Store {
         }
         if !pending {
             return Ok(Deletion::Removed(
-                self.remove_locked(s, res, namespace, old),
+                self.remove_locked(s, res, namespace, stored_old),
             ));
         }
         if old["metadata"]["deletionTimestamp"].is_string() && finalizers(&old) == fins {
@@ -768,7 +871,8 @@ impl Store {
         s.rv += 1;
         let rv = s.rv;
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
-        s.objects.entry(key).or_default().insert(id, new.clone());
+        let stored = Arc::new(StoredObject::new(&new));
+        s.objects.entry(key).or_default().insert(id, stored.clone());
         self.emit(
             &mut s,
             WatchEvent {
@@ -777,8 +881,8 @@ impl Store {
                 plural: res.plural.clone(),
                 namespace: namespace.to_owned(),
                 type_: EventType::Modified,
-                object: new.clone(),
-                old: Some(old),
+                object: stored,
+                old: Some(stored_old),
             },
         );
         drop(s);

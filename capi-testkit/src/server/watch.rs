@@ -17,7 +17,7 @@ use super::App;
 use super::errors::ApiError;
 use super::handlers::{Target, output};
 use super::selectors::{FieldSelector, LabelSelector};
-use super::store::{EventType, WatchEvent};
+use super::store::{EventType, StoredObject, WatchEvent};
 
 /// How often a watch with bookmarks allowed gets one when nothing else happens.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
@@ -26,6 +26,8 @@ struct Filter {
     target: Target,
     labels: LabelSelector,
     fields: FieldSelector,
+    /// The `apiVersion` the watcher asked for.
+    api_version: String,
 }
 
 impl Filter {
@@ -49,8 +51,9 @@ impl Filter {
         if !self.applies(e) {
             return None;
         }
-        let now = self.matches(&e.object);
-        let before = e.old.as_ref().is_some_and(|o| self.matches(o));
+        let object = e.object.value();
+        let now = self.matches(&object);
+        let before = e.old.as_ref().is_some_and(|o| self.matches(&o.value()));
         let kind = match (e.type_, before, now) {
             (EventType::Added, _, true) => "ADDED",
             (EventType::Modified, true, true) => "MODIFIED",
@@ -59,12 +62,45 @@ impl Filter {
             (EventType::Deleted, _, true) => "DELETED",
             _ => return None,
         };
-        let mut obj = e.object.clone();
+        let mut obj = object;
         if kind == "DELETED" {
             obj["metadata"]["resourceVersion"] = json!(e.rv.to_string());
         }
         Some((kind, output(&self.target.res, &self.target.version, obj)))
     }
+
+    /// Whether the watcher sees every object of its resource and namespace unchanged: no
+    /// selector, and the stored encoding already in the version asked for.
+    fn sees_as_stored(&self, object: &StoredObject) -> bool {
+        self.labels.0.is_empty()
+            && self.fields.0.is_empty()
+            && object.is(&self.api_version, &self.target.res.kind)
+    }
+
+    /// The frame this watcher is sent for `e`, if any. Without selectors it is the stored
+    /// encoding wrapped, with no decoding (one event reaches many watchers).
+    fn frame_for(&self, e: &WatchEvent) -> Option<Bytes> {
+        if !self.applies(e) {
+            return None;
+        }
+        // A stored DELETED event already carries the deletion's resourceVersion.
+        if self.sees_as_stored(&e.object) {
+            return Some(stored_frame(e.type_.as_str(), e.object.json()));
+        }
+        let (kind, obj) = self.translate(e)?;
+        Some(frame(kind, &obj))
+    }
+}
+
+/// [`frame`] of an object already encoded.
+fn stored_frame(kind: &str, object: &[u8]) -> Bytes {
+    let mut line = Vec::with_capacity(object.len() + kind.len() + 24);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    line.extend_from_slice(object);
+    line.extend_from_slice(b"}\n");
+    Bytes::from(line)
 }
 
 fn frame(kind: &str, object: &Value) -> Bytes {
@@ -126,19 +162,29 @@ pub(crate) async fn serve(
         };
     let initial = send_initial.unwrap_or(start_rv.is_none());
     let filter = Filter {
+        api_version: target.res.api_version(&target.version),
         target: target.clone(),
         labels,
         fields,
     };
 
     // Subscribe before taking the snapshot so no event falls between them.
-    let mut rx = app.store.subscribe();
+    let rx = app.store.subscribe();
     let mut first: Vec<Bytes> = Vec::new();
     let mut last_rv;
     if initial {
-        let (items, rv) = app.store.list(&target.res, target.namespace.as_deref());
-        for o in items.into_iter().filter(|o| filter.matches(o)) {
-            first.push(frame("ADDED", &output(&target.res, &target.version, o)));
+        let (items, rv) = app
+            .store
+            .list_stored(&target.res, target.namespace.as_deref());
+        for o in items {
+            if filter.sees_as_stored(&o) {
+                first.push(stored_frame("ADDED", o.json()));
+                continue;
+            }
+            let o = o.value();
+            if filter.matches(&o) {
+                first.push(frame("ADDED", &output(&target.res, &target.version, o)));
+            }
         }
         last_rv = rv;
         if send_initial == Some(true) && bookmarks {
@@ -162,8 +208,8 @@ pub(crate) async fn serve(
             Ok(events) => {
                 last_rv = from;
                 for e in events {
-                    if let Some((kind, obj)) = filter.translate(&e) {
-                        first.push(frame(kind, &obj));
+                    if let Some(f) = filter.frame_for(&e) {
+                        first.push(f);
                     }
                     last_rv = e.rv;
                 }
@@ -171,35 +217,27 @@ pub(crate) async fn serve(
         }
     }
 
-    let stream = async_stream(first, move |tx| async move {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
-        ticker.tick().await;
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep_until(deadline) => break,
-                _ = ticker.tick(), if bookmarks => {
-                    if tx.send(bookmark(&filter.target, last_rv, false)).await.is_err() { break; }
-                }
-                r = rx.recv() => match r {
-                    Ok(e) => {
-                        if e.rv <= last_rv { continue; }
-                        last_rv = e.rv;
-                        if let Some((kind, obj)) = filter.translate(&e)
-                            && tx.send(frame(kind, &obj)).await.is_err()
-                        {
-                            break;
-                        }
-                    }
-                    // The watcher fell too far behind: tell it to relist, as a compacted server does.
-                    Err(RecvError::Lagged(_)) => {
-                        let _ = tx.send(expired(last_rv, last_rv + 1)).await;
-                        break;
-                    }
-                    Err(RecvError::Closed) => break,
-                },
-            }
-        }
+    // The connection polls the watch itself (no task and channel per watcher between them):
+    // one wake-up per event and watcher, and a client that goes away drops the subscription.
+    let live = Live {
+        rx,
+        filter,
+        last_rv,
+        bookmarks,
+        ticker: tokio::time::interval_at(
+            tokio::time::Instant::now() + BOOKMARK_EVERY,
+            BOOKMARK_EVERY,
+        ),
+        deadline: Box::pin(tokio::time::sleep(timeout)),
+        ended: false,
+    };
+    let head = futures::stream::iter(first);
+    let tail = futures::stream::unfold(live, |mut w| async move {
+        let frame = w.next().await?;
+        Some((frame, w))
+    });
+    let stream = futures::StreamExt::map(futures::StreamExt::chain(head, tail), |b| {
+        Ok::<_, std::convert::Infallible>(b)
     });
     Ok((
         StatusCode::OK,
@@ -209,21 +247,45 @@ pub(crate) async fn serve(
         .into_response())
 }
 
-/// A body stream: the `first` frames, then whatever `producer` sends until it returns.
-fn async_stream<F, Fut>(
-    first: Vec<Bytes>,
-    producer: F,
-) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Bytes>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1024);
-    tokio::spawn(producer(tx));
-    let head = futures::stream::iter(first.into_iter().map(Ok));
-    let tail = futures::stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) },
-    );
-    futures::StreamExt::chain(head, tail)
+/// A watch after its first frames: live events, bookmarks, the timeout.
+struct Live {
+    rx: tokio::sync::broadcast::Receiver<Arc<WatchEvent>>,
+    filter: Filter,
+    last_rv: u64,
+    bookmarks: bool,
+    ticker: tokio::time::Interval,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    ended: bool,
+}
+
+impl Live {
+    /// The next frame, or `None` when the watch is over.
+    async fn next(&mut self) -> Option<Bytes> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            tokio::select! {
+                () = &mut self.deadline => return None,
+                _ = self.ticker.tick(), if self.bookmarks => {
+                    return Some(bookmark(&self.filter.target, self.last_rv, false));
+                }
+                r = self.rx.recv() => match r {
+                    Ok(e) => {
+                        if e.rv <= self.last_rv { continue; }
+                        self.last_rv = e.rv;
+                        if let Some(f) = self.filter.frame_for(&e) {
+                            return Some(f);
+                        }
+                    }
+                    // The watcher fell too far behind: tell it to relist, as a compacted server does.
+                    Err(RecvError::Lagged(_)) => {
+                        self.ended = true;
+                        return Some(expired(self.last_rv, self.last_rv + 1));
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+            }
+        }
+    }
 }

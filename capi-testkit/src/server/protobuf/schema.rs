@@ -1,0 +1,349 @@
+//! The protobuf messages of the built-in kinds the server serves, as tables: field number, JSON
+//! name, type. Numbers are those of upstream `generated.proto` files (checked against the tags
+//! of the `k8s-pb` crate's prost types, kube-rs/k8s-pb 0.9). Fields the server has no use for
+//! still decode when they are in a table; fields missing from a table are skipped, as unknown
+//! fields are by upstream's decoder.
+
+/// A message: its fields.
+#[derive(Debug)]
+pub(super) struct Msg {
+    pub fields: &'static [Field],
+}
+
+impl Msg {
+    pub fn field(&self, tag: u64) -> Option<&'static Field> {
+        self.fields.iter().find(|f| u64::from(f.tag) == tag)
+    }
+}
+
+/// One field.
+#[derive(Debug)]
+pub(super) struct Field {
+    pub tag: u32,
+    pub json: &'static str,
+    pub ty: Ty,
+    pub repeated: bool,
+    /// A pointer field in Go (`*bool`, `*int32`, `*string`): a zero value sent is kept. Others
+    /// are `omitempty` in JSON, so zero values are dropped, as a JSON client would send them.
+    pub keep_zero: bool,
+}
+
+/// A field's type, as it appears in JSON.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Ty {
+    Str,
+    Bool,
+    I32,
+    I64,
+    /// `metav1.Time`: RFC 3339, seconds.
+    Time,
+    /// `metav1.MicroTime`: RFC 3339, microseconds.
+    MicroTime,
+    /// `map[string]string`.
+    StrMap,
+    /// `map[string][]byte`.
+    BytesMap,
+    /// `metav1.FieldsV1`: its raw bytes are JSON.
+    FieldsV1,
+    Msg(&'static Msg),
+}
+
+const fn f(tag: u32, json: &'static str, ty: Ty) -> Field {
+    Field {
+        tag,
+        json,
+        ty,
+        repeated: false,
+        keep_zero: false,
+    }
+}
+
+/// A repeated field.
+const fn many(tag: u32, json: &'static str, ty: Ty) -> Field {
+    Field {
+        repeated: true,
+        ..f(tag, json, ty)
+    }
+}
+
+/// A pointer field.
+const fn ptr(tag: u32, json: &'static str, ty: Ty) -> Field {
+    Field {
+        keep_zero: true,
+        ..f(tag, json, ty)
+    }
+}
+
+use Ty::{Bool, BytesMap, FieldsV1, I32, I64, MicroTime, Str, StrMap, Time};
+
+static OWNER_REFERENCE: Msg = Msg {
+    fields: &[
+        f(5, "apiVersion", Str),
+        f(1, "kind", Str),
+        f(3, "name", Str),
+        f(4, "uid", Str),
+        ptr(6, "controller", Bool),
+        ptr(7, "blockOwnerDeletion", Bool),
+    ],
+};
+
+static MANAGED_FIELDS_ENTRY: Msg = Msg {
+    fields: &[
+        f(1, "manager", Str),
+        f(2, "operation", Str),
+        f(3, "apiVersion", Str),
+        f(4, "time", Time),
+        f(6, "fieldsType", Str),
+        f(7, "fieldsV1", FieldsV1),
+        f(8, "subresource", Str),
+    ],
+};
+
+static OBJECT_META: Msg = Msg {
+    fields: &[
+        f(1, "name", Str),
+        f(2, "generateName", Str),
+        f(3, "namespace", Str),
+        f(4, "selfLink", Str),
+        f(5, "uid", Str),
+        f(6, "resourceVersion", Str),
+        f(7, "generation", I64),
+        f(8, "creationTimestamp", Time),
+        f(9, "deletionTimestamp", Time),
+        ptr(10, "deletionGracePeriodSeconds", I64),
+        f(11, "labels", StrMap),
+        f(12, "annotations", StrMap),
+        many(13, "ownerReferences", Ty::Msg(&OWNER_REFERENCE)),
+        many(14, "finalizers", Str),
+        many(17, "managedFields", Ty::Msg(&MANAGED_FIELDS_ENTRY)),
+    ],
+};
+
+const METADATA: Field = f(1, "metadata", Ty::Msg(&OBJECT_META));
+
+static LABEL_SELECTOR_REQUIREMENT: Msg = Msg {
+    fields: &[
+        f(1, "key", Str),
+        f(2, "operator", Str),
+        many(3, "values", Str),
+    ],
+};
+
+static LABEL_SELECTOR: Msg = Msg {
+    fields: &[
+        f(1, "matchLabels", StrMap),
+        many(2, "matchExpressions", Ty::Msg(&LABEL_SELECTOR_REQUIREMENT)),
+    ],
+};
+
+static OBJECT_REFERENCE: Msg = Msg {
+    fields: &[
+        f(1, "kind", Str),
+        f(2, "namespace", Str),
+        f(3, "name", Str),
+        f(4, "uid", Str),
+        f(5, "apiVersion", Str),
+        f(6, "resourceVersion", Str),
+        f(7, "fieldPath", Str),
+    ],
+};
+
+static LOCAL_OBJECT_REFERENCE: Msg = Msg {
+    fields: &[f(1, "name", Str)],
+};
+
+static EVENT_SOURCE: Msg = Msg {
+    fields: &[f(1, "component", Str), f(2, "host", Str)],
+};
+
+static EVENT_SERIES: Msg = Msg {
+    fields: &[f(1, "count", I32), f(2, "lastObservedTime", MicroTime)],
+};
+
+static CONFIG_MAP: Msg = Msg {
+    fields: &[
+        METADATA,
+        f(2, "data", StrMap),
+        f(3, "binaryData", BytesMap),
+        ptr(4, "immutable", Bool),
+    ],
+};
+
+static SECRET: Msg = Msg {
+    fields: &[
+        METADATA,
+        f(2, "data", BytesMap),
+        f(3, "type", Str),
+        f(4, "stringData", StrMap),
+        ptr(5, "immutable", Bool),
+    ],
+};
+
+static NAMESPACE_CONDITION: Msg = Msg {
+    fields: &[
+        f(1, "type", Str),
+        f(2, "status", Str),
+        f(4, "lastTransitionTime", Time),
+        f(5, "reason", Str),
+        f(6, "message", Str),
+    ],
+};
+
+static NAMESPACE: Msg = Msg {
+    fields: &[
+        METADATA,
+        f(
+            2,
+            "spec",
+            Ty::Msg(&Msg {
+                fields: &[many(1, "finalizers", Str)],
+            }),
+        ),
+        f(
+            3,
+            "status",
+            Ty::Msg(&Msg {
+                fields: &[
+                    f(1, "phase", Str),
+                    many(2, "conditions", Ty::Msg(&NAMESPACE_CONDITION)),
+                ],
+            }),
+        ),
+    ],
+};
+
+static SERVICE_ACCOUNT: Msg = Msg {
+    fields: &[
+        METADATA,
+        many(2, "secrets", Ty::Msg(&OBJECT_REFERENCE)),
+        many(3, "imagePullSecrets", Ty::Msg(&LOCAL_OBJECT_REFERENCE)),
+        ptr(4, "automountServiceAccountToken", Bool),
+    ],
+};
+
+static CORE_EVENT: Msg = Msg {
+    fields: &[
+        METADATA,
+        f(2, "involvedObject", Ty::Msg(&OBJECT_REFERENCE)),
+        f(3, "reason", Str),
+        f(4, "message", Str),
+        f(5, "source", Ty::Msg(&EVENT_SOURCE)),
+        f(6, "firstTimestamp", Time),
+        f(7, "lastTimestamp", Time),
+        f(8, "count", I32),
+        f(9, "type", Str),
+        f(10, "eventTime", MicroTime),
+        f(11, "series", Ty::Msg(&EVENT_SERIES)),
+        f(12, "action", Str),
+        f(13, "related", Ty::Msg(&OBJECT_REFERENCE)),
+        f(14, "reportingComponent", Str),
+        f(15, "reportingInstance", Str),
+    ],
+};
+
+static EVENTS_EVENT: Msg = Msg {
+    fields: &[
+        METADATA,
+        f(2, "eventTime", MicroTime),
+        f(3, "series", Ty::Msg(&EVENT_SERIES)),
+        f(4, "reportingController", Str),
+        f(5, "reportingInstance", Str),
+        f(6, "action", Str),
+        f(7, "reason", Str),
+        f(8, "regarding", Ty::Msg(&OBJECT_REFERENCE)),
+        f(9, "related", Ty::Msg(&OBJECT_REFERENCE)),
+        f(10, "note", Str),
+        f(11, "type", Str),
+        f(12, "deprecatedSource", Ty::Msg(&EVENT_SOURCE)),
+        f(13, "deprecatedFirstTimestamp", Time),
+        f(14, "deprecatedLastTimestamp", Time),
+        f(15, "deprecatedCount", I32),
+    ],
+};
+
+static LEASE: Msg = Msg {
+    fields: &[
+        METADATA,
+        f(
+            2,
+            "spec",
+            Ty::Msg(&Msg {
+                fields: &[
+                    ptr(1, "holderIdentity", Str),
+                    ptr(2, "leaseDurationSeconds", I32),
+                    ptr(3, "acquireTime", MicroTime),
+                    ptr(4, "renewTime", MicroTime),
+                    ptr(5, "leaseTransitions", I32),
+                    ptr(6, "strategy", Str),
+                    ptr(7, "preferredHolder", Str),
+                ],
+            }),
+        ),
+    ],
+};
+
+static POLICY_RULE: Msg = Msg {
+    fields: &[
+        many(1, "verbs", Str),
+        many(2, "apiGroups", Str),
+        many(3, "resources", Str),
+        many(4, "resourceNames", Str),
+        many(5, "nonResourceURLs", Str),
+    ],
+};
+
+static ROLE: Msg = Msg {
+    fields: &[METADATA, many(2, "rules", Ty::Msg(&POLICY_RULE))],
+};
+
+static CLUSTER_ROLE: Msg = Msg {
+    fields: &[
+        METADATA,
+        many(2, "rules", Ty::Msg(&POLICY_RULE)),
+        f(
+            3,
+            "aggregationRule",
+            Ty::Msg(&Msg {
+                fields: &[many(1, "clusterRoleSelectors", Ty::Msg(&LABEL_SELECTOR))],
+            }),
+        ),
+    ],
+};
+
+static SUBJECT: Msg = Msg {
+    fields: &[
+        f(1, "kind", Str),
+        f(2, "apiGroup", Str),
+        f(3, "name", Str),
+        f(4, "namespace", Str),
+    ],
+};
+
+static ROLE_REF: Msg = Msg {
+    fields: &[f(1, "apiGroup", Str), f(2, "kind", Str), f(3, "name", Str)],
+};
+
+static BINDING: Msg = Msg {
+    fields: &[
+        METADATA,
+        many(2, "subjects", Ty::Msg(&SUBJECT)),
+        f(3, "roleRef", Ty::Msg(&ROLE_REF)),
+    ],
+};
+
+/// The message of a kind, by its `apiVersion` and `kind`.
+pub(super) fn message(api_version: &str, kind: &str) -> Option<&'static Msg> {
+    Some(match (api_version, kind) {
+        ("v1", "Namespace") => &NAMESPACE,
+        ("v1", "ConfigMap") => &CONFIG_MAP,
+        ("v1", "Secret") => &SECRET,
+        ("v1", "ServiceAccount") => &SERVICE_ACCOUNT,
+        ("v1", "Event") => &CORE_EVENT,
+        ("events.k8s.io/v1", "Event") => &EVENTS_EVENT,
+        ("coordination.k8s.io/v1", "Lease") => &LEASE,
+        ("rbac.authorization.k8s.io/v1", "Role") => &ROLE,
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => &CLUSTER_ROLE,
+        ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => &BINDING,
+        _ => return None,
+    })
+}

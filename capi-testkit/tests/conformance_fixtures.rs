@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod fixture;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,9 +14,8 @@ use capi_core::contract::{
     InfraClusterSpec, InfraClusterStatus, InfraMachineSpec, InfraMachineStatus, Initialization,
     TemplateResource,
 };
-use capi_core::crd::{ContractVersionLabels, provider_crd};
 use capi_core::v1beta2::{Cluster, Machine, MachineAddress, MachineAddressType};
-use capi_testkit::conformance::{ConformanceConfig, run};
+use capi_testkit::conformance::run;
 use capi_testkit::env::TestEnv;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -186,13 +187,18 @@ async fn reconcile_machine(m: Arc<FixMachine>, ctx: Arc<Ctx>) -> Result<Action, 
             return Ok(again);
         }
     }
+    let mut generation = m.meta().generation;
     if !ctx.bugs.never_sets_provider_id && m.spec.contract.provider_id.is_none() {
-        api.patch(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"providerID": format!("fixture:///{name}")}})),
-        )
-        .await?;
+        // The spec write bumps the generation: the conditions below observe the new one.
+        generation = api
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"providerID": format!("fixture:///{name}")}})),
+            )
+            .await?
+            .meta()
+            .generation;
     }
     let mut status = m.status.clone().unwrap_or_default().contract;
     status.initialization = Some(Initialization::provisioned());
@@ -200,30 +206,18 @@ async fn reconcile_machine(m: Arc<FixMachine>, ctx: Arc<Ctx>) -> Result<Action, 
         type_: MachineAddressType::InternalIP,
         address: "10.1.0.1".into(),
     }]);
-    conds::mark_true(
-        &mut status.conditions,
-        "Ready",
-        "Ready",
-        "",
-        m.meta().generation,
-    );
+    conds::mark_true(&mut status.conditions, "Ready", "Ready", "", generation);
     conds::mark_false(
         &mut status.conditions,
         "Paused",
         "NotPaused",
         "",
-        m.meta().generation,
+        generation,
     );
     if ctx.bugs.rewrites_status_every_loop {
         // A message that changes every loop: the resourceVersion never settles.
         let t = format!("checked at {:?}", std::time::SystemTime::now());
-        conds::mark_true(
-            &mut status.conditions,
-            "Ready",
-            "Ready",
-            &t,
-            m.meta().generation,
-        );
+        conds::mark_true(&mut status.conditions, "Ready", "Ready", &t, generation);
     }
     if m.status.as_ref().map(|s| &s.contract) != Some(&status) {
         api.patch_status(
@@ -316,17 +310,16 @@ async fn reconcile_cluster(c: Arc<FixCluster>, ctx: Arc<Ctx>) -> Result<Action, 
     Ok(again)
 }
 
-fn retry<K>(_: Arc<K>, _: &Error, _: Arc<Ctx>) -> Action {
-    Action::requeue(Duration::from_millis(100))
-}
-
 async fn start(bugs: Bugs) -> TestEnv {
-    let labels = ContractVersionLabels::new().with("v1beta2", ["v1alpha1"]);
-    let mut crds = capi_core::crd::core_crds().unwrap();
-    crds.push(provider_crd(vec![FixMachine::crd()], "v1alpha1", &labels).unwrap());
-    crds.push(provider_crd(vec![FixMachineTemplate::crd()], "v1alpha1", &labels).unwrap());
-    crds.push(provider_crd(vec![FixCluster::crd()], "v1alpha1", &labels).unwrap());
-    let env = TestEnv::builder().crds(crds).start().await.unwrap();
+    let env = fixture::env_with(
+        "v1beta2",
+        vec![
+            FixMachine::crd(),
+            FixMachineTemplate::crd(),
+            FixCluster::crd(),
+        ],
+    )
+    .await;
     let ctx = Arc::new(Ctx {
         client: env.client(),
         bugs,
@@ -335,40 +328,30 @@ async fn start(bugs: Bugs) -> TestEnv {
         Api::<FixMachine>::all(env.client()),
         watcher::Config::default(),
     )
-    .run(reconcile_machine, retry, ctx.clone())
+    .run(reconcile_machine, fixture::retry, ctx.clone())
     .for_each(|_| async {});
     let clusters = Controller::new(
         Api::<FixCluster>::all(env.client()),
         watcher::Config::default(),
     )
-    .run(reconcile_cluster, retry, ctx)
+    .run(reconcile_cluster, fixture::retry, ctx)
     .for_each(|_| async {});
     tokio::spawn(machines);
     tokio::spawn(clusters);
     env
 }
 
-fn config(env: &TestEnv, only: &[&str]) -> ConformanceConfig {
-    ConformanceConfig {
-        timeout: Duration::from_secs(6),
-        settle: Duration::from_millis(900),
-        only: only.iter().map(|s| (*s).to_owned()).collect(),
-        faults: Some(env.server().faults().clone()),
-        ..ConformanceConfig::new(env.client())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_correct_provider_passes() {
     let env = start(Bugs::default()).await;
-    let report = run(config(&env, &[])).await.unwrap();
+    let report = run(fixture::config(&env, &[])).await.unwrap();
     println!("{}", report.table());
     assert!(report.passed(), "{}", report.table());
 }
 
 async fn fails(bugs: Bugs, scenarios: &[&str], expected: &str) {
     let env = start(bugs).await;
-    let report = run(config(&env, scenarios)).await.unwrap();
+    let report = run(fixture::config(&env, scenarios)).await.unwrap();
     println!("{}", report.table());
     assert!(
         !report.passed(),

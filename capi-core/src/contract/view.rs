@@ -73,7 +73,11 @@ pub struct ReadySummary {
 }
 
 fn condition(obj: &Value, type_: &str) -> Option<ReadySummary> {
-    let list = lookup(obj, "status.conditions")?.as_array()?;
+    // As core's UnstructuredGetAll: `status.v1beta2.conditions` first (a provider on the v1beta1
+    // contract that added v1beta2 conditions beside its old ones), then `status.conditions`.
+    let list = lookup(obj, "status.v1beta2.conditions")
+        .and_then(Value::as_array)
+        .or_else(|| lookup(obj, "status.conditions")?.as_array())?;
     let c = list
         .iter()
         .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))?;
@@ -307,6 +311,17 @@ mod tests {
         let obj = json!({"status": {"conditions": [{"type": "Ready", "status": "False", "severity": "Error", "reason": "Boom"}], "failureReason": "CreateError"}});
         let m = InfraMachineView::new(&obj, ContractVersion::V1Beta1);
         assert_eq!(m.ready_condition().unwrap().reason.as_deref(), Some("Boom"));
+        // A v1beta1-contract provider that added v1beta2 conditions: those are read first.
+        let migrating = json!({"status": {
+            "conditions": [{"type": "Ready", "status": "False", "severity": "Info", "reason": "Old"}],
+            "v1beta2": {"conditions": [{"type": "Ready", "status": "True", "reason": "New"}]}}});
+        let ready = InfraMachineView::new(&migrating, ContractVersion::V1Beta1)
+            .ready_condition()
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_deref()),
+            ("True", Some("New"))
+        );
         assert_eq!(
             m.failure().unwrap(),
             Some(TerminalFailure {

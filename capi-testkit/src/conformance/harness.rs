@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use capi_core::contract::ContractVersion;
+use capi_core::contract::{ContractVersion, InfraClusterView, InfraMachineView};
 use capi_core::v1beta2::{
     Bootstrap, Cluster, ClusterSpec, ContractVersionedObjectReference, Machine, MachineSpec,
 };
@@ -422,25 +422,97 @@ impl Harness {
         Ok(())
     }
 
-    /// The object's resourceVersion stays the same for the settle window.
+    /// The object's resourceVersion stays the same for the settle window; a failure names the
+    /// fields that changed, so the author sees which write to look for.
     pub async fn stays_unchanged(&self, kind: &ProviderKind, name: &str, clause: &str) -> Outcome {
-        let first = self.provider_json(kind, name).await?;
-        let rv = first
-            .as_ref()
-            .map(|o| o["metadata"]["resourceVersion"].clone());
-        self.never(kind, name, clause, |o| {
-            Some(&o["metadata"]["resourceVersion"]) != rv.as_ref()
-        })
-        .await
+        let Some(first) = self.provider_json(kind, name).await? else {
+            return Ok(());
+        };
+        let start = Instant::now();
+        while start.elapsed() < self.settle {
+            if let Some(now) = self.provider_json(kind, name).await?
+                && now["metadata"]["resourceVersion"] != first["metadata"]["resourceVersion"]
+            {
+                let mut changed = Vec::new();
+                changed_paths(&first, &now, String::new(), &mut changed);
+                changed.retain(|p| {
+                    p != "metadata.resourceVersion" && !p.starts_with("metadata.managedFields")
+                });
+                // Each changed path with its values, so a failure says what flapped, not only where.
+                let described: Vec<String> = changed
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{p}: {} → {}",
+                            abbreviated(at_path(&first, p)),
+                            abbreviated(at_path(&now, p))
+                        )
+                    })
+                    .collect();
+                fail!(
+                    "{} {name}: {clause} (changed: {})",
+                    kind.resource.kind,
+                    if described.is_empty() {
+                        "nothing but the resourceVersion".to_owned()
+                    } else {
+                        described.join("; ")
+                    }
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Ok(())
     }
 }
 
-/// `status.initialization.provisioned` or `status.ready`, per the contract.
-pub(crate) fn provisioned(kind: &ProviderKind, obj: &Value) -> bool {
-    match kind.contract {
-        ContractVersion::V1Beta2 => obj["status"]["initialization"]["provisioned"] == true,
-        ContractVersion::V1Beta1 => obj["status"]["ready"] == true,
+/// The value at a dotted path from [`changed_paths`] (`null` where it is absent).
+fn at_path<'a>(v: &'a Value, path: &str) -> &'a Value {
+    path.split('.')
+        .try_fold(v, |v, key| v.get(key))
+        .unwrap_or(&Value::Null)
+}
+
+/// A value as compact JSON, cut to a length a report line can carry.
+fn abbreviated(v: &Value) -> String {
+    const MAX: usize = 240;
+    let s = v.to_string();
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s,
     }
+}
+
+/// The dotted paths at which `a` and `b` differ (objects compared key by key, anything else
+/// whole).
+fn changed_paths(a: &Value, b: &Value, at: String, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let path = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
+                match (x.get(k), y.get(k)) {
+                    (Some(va), Some(vb)) => changed_paths(va, vb, path, out),
+                    _ => out.push(path),
+                }
+            }
+        }
+        _ if a != b => out.push(at),
+        _ => {}
+    }
+}
+
+/// `status.initialization.provisioned` or `status.ready`, per the contract its CRD declares,
+/// read as core reads it ([`capi_core::contract::view`]); a malformed field is not provisioned.
+pub(crate) fn provisioned(kind: &ProviderKind, obj: &Value) -> bool {
+    match Role::of_kind(&kind.resource.kind) {
+        Role::InfraCluster => InfraClusterView::new(obj, kind.contract).provisioned(),
+        _ => InfraMachineView::new(obj, kind.contract).provisioned(),
+    }
+    .unwrap_or(false)
 }
 
 pub(crate) fn provider_id(obj: &Value) -> Option<&str> {

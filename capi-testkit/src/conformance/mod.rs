@@ -22,6 +22,8 @@ pub mod static_checks;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
 use kube::api::{Api, ListParams};
@@ -49,6 +51,9 @@ pub struct ConformanceConfig {
     /// The server's fault rules when it is capi-testkit's (`TestEnv::server().faults()`): enables
     /// the fault-injection scenario, which is skipped (passes trivially) otherwise.
     pub faults: Option<std::sync::Arc<crate::server::faults::Faults>>,
+    /// Scenarios run at once, each in its own namespace (at least 1). Those that need the
+    /// server to themselves run alone afterwards.
+    pub parallel: usize,
 }
 
 impl std::fmt::Debug for ConformanceConfig {
@@ -57,12 +62,13 @@ impl std::fmt::Debug for ConformanceConfig {
             .field("timeout", &self.timeout)
             .field("settle", &self.settle)
             .field("only", &self.only)
+            .field("parallel", &self.parallel)
             .finish_non_exhaustive()
     }
 }
 
 impl ConformanceConfig {
-    /// Defaults: 20 s per step, 1.5 s settle windows, every scenario.
+    /// Defaults: 20 s per step, 1.5 s settle windows, every scenario, four at a time.
     pub fn new(client: Client) -> Self {
         Self {
             client,
@@ -72,6 +78,7 @@ impl ConformanceConfig {
             only: Vec::new(),
             namespace_prefix: "conformance".into(),
             faults: None,
+            parallel: 4,
         }
     }
 
@@ -132,10 +139,13 @@ pub async fn run(config: ConformanceConfig) -> Result<Report, ConformanceError> 
         ..Report::default()
     };
     let suffix = std::process::id();
-    for (i, scenario) in scenarios::all().into_iter().enumerate() {
-        if !config.only.is_empty() && !config.only.iter().any(|n| n == scenario.name) {
-            continue;
-        }
+    let selected: Vec<(usize, Scenario)> = scenarios::all()
+        .into_iter()
+        .enumerate()
+        .filter(|(_, s)| config.only.is_empty() || config.only.iter().any(|n| n == s.name))
+        .collect();
+    let (alone, together): (Vec<_>, Vec<_>) = selected.into_iter().partition(|(_, s)| s.exclusive);
+    let run_one = |(i, scenario): (usize, Scenario)| {
         let harness = Harness {
             client: config.client.clone(),
             namespace: format!("{}-{suffix}-{i}", config.namespace_prefix),
@@ -144,26 +154,42 @@ pub async fn run(config: ConformanceConfig) -> Result<Report, ConformanceError> 
             settle: config.settle,
             faults: config.faults.clone(),
         };
-        let t = Instant::now();
-        let outcome = match harness.create_namespace().await {
-            Ok(()) => (scenario.run)(&harness).await,
-            Err(e) => Err(e),
-        };
-        harness.delete_namespace().await;
-        tracing::info!(
-            scenario = scenario.name,
-            passed = outcome.is_ok(),
-            "scenario finished"
-        );
-        report.scenarios.push(ScenarioResult {
-            name: scenario.name.to_owned(),
-            clause: scenario.clause.to_owned(),
-            required: scenario.required,
-            passed: outcome.is_ok(),
-            message: outcome.err().map(|e| e.0),
-            duration: t.elapsed(),
-        });
+        async move { (i, run_scenario(&harness, &scenario).await) }
+    };
+    let mut results: Vec<(usize, ScenarioResult)> = futures::stream::iter(together)
+        .map(run_one)
+        .buffer_unordered(config.parallel.max(1))
+        .collect()
+        .await;
+    for scenario in alone {
+        results.push(run_one(scenario).await);
     }
+    // Reported in the suite's order, however they finished.
+    results.sort_by_key(|(i, _)| *i);
+    report.scenarios = results.into_iter().map(|(_, r)| r).collect();
     report.duration = start.elapsed();
     Ok(report)
+}
+
+/// Runs one scenario in its own namespace, which is deleted afterwards.
+async fn run_scenario(harness: &Harness, scenario: &Scenario) -> ScenarioResult {
+    let t = Instant::now();
+    let outcome = match harness.create_namespace().await {
+        Ok(()) => (scenario.run)(harness).await,
+        Err(e) => Err(e),
+    };
+    harness.delete_namespace().await;
+    tracing::info!(
+        scenario = scenario.name,
+        passed = outcome.is_ok(),
+        "scenario finished"
+    );
+    ScenarioResult {
+        name: scenario.name.to_owned(),
+        clause: scenario.clause.to_owned(),
+        required: scenario.required,
+        passed: outcome.is_ok(),
+        message: outcome.err().map(|e| e.0),
+        duration: t.elapsed(),
+    }
 }

@@ -2,12 +2,13 @@
 
 use std::time::{Duration, Instant};
 
+use capi_core::contract::ContractVersion;
 use capi_core::v1beta2::{Cluster, Machine, MachineDeployment};
 use futures::future::BoxFuture;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use super::harness::{Harness, Outcome, fail, finalizers, provider_id, provisioned};
+use super::harness::{Harness, Outcome, ProviderKind, fail, finalizers, provider_id, provisioned};
 use crate::simulator::{Simulator, SimulatorHandle, SimulatorOptions};
 
 /// One contract scenario.
@@ -19,6 +20,9 @@ pub struct Scenario {
     pub clause: &'static str,
     /// Whether a failure makes the suite fail (otherwise it is reported as a warning).
     pub required: bool,
+    /// Whether it needs the server to itself (it injects server-wide faults): it runs alone,
+    /// after the others.
+    pub exclusive: bool,
     /// The test.
     pub run: for<'a> fn(&'a Harness) -> BoxFuture<'a, Outcome>,
 }
@@ -39,102 +43,119 @@ pub fn all() -> Vec<Scenario> {
             name: "waits-for-owner",
             clause: "3.4.1 no finalizer and nothing created before the owner Machine exists",
             required: true,
+            exclusive: false,
             run: |h| Box::pin(waits_for_owner(h)),
         },
         Scenario {
             name: "waits-for-cluster-infrastructure",
             clause: "3.4.5 wait for Cluster status.initialization.infrastructureProvisioned",
             required: true,
+            exclusive: false,
             run: |h| Box::pin(waits_for_cluster_infrastructure(h)),
         },
         Scenario {
             name: "waits-for-bootstrap-data",
             clause: "3.4.6 wait for Machine spec.bootstrap.dataSecretName",
             required: true,
+            exclusive: false,
             run: |h| Box::pin(waits_for_bootstrap_data(h)),
         },
         Scenario {
             name: "workers-wait-for-control-plane",
             clause: "3.4.6 workers wait for the control plane to be initialized",
             required: true,
+            exclusive: false,
             run: |h| Box::pin(workers_wait_for_control_plane(h)),
         },
         Scenario {
             name: "provider-id-with-provisioned",
-            clause: "3.1/3.2.8 spec.providerID set with or before status.initialization.provisioned",
+            clause: "3.1/3.2.8 spec.providerID set with or before status.initialization.provisioned (v1beta1: status.ready)",
             required: true,
+            exclusive: false,
             run: |h| Box::pin(provider_id_with_provisioned(h)),
         },
         Scenario {
             name: "addresses-valid",
             clause: "3.1 status.addresses: type in Hostname|ExternalIP|InternalIP|ExternalDNS|InternalDNS, address 1..256",
             required: true,
+            exclusive: false,
             run: |h| Box::pin(addresses_valid(h)),
         },
         Scenario {
             name: "conditions-well-formed",
-            clause: "6.2 Ready (and Paused) metav1 conditions with reason, message and observedGeneration",
+            clause: "6.1/6.2 Ready (and Paused) conditions: metav1 with reason, message and observedGeneration (v1beta1 contract: CAPI conditions with severity)",
             required: false,
+            exclusive: false,
             run: |h| Box::pin(conditions_well_formed(h)),
         },
         Scenario {
             name: "resource-versions-stable",
             clause: "11.1 ValidateResourceVersionStable: no writes once provisioned",
             required: true,
+            exclusive: false,
             run: |h| Box::pin(resource_versions_stable(h)),
         },
         Scenario {
             name: "finalizer-lifecycle",
             clause: "3.6 finalizer added after ownership, removed after teardown",
             required: true,
+            exclusive: false,
             run: |h| Box::pin(finalizer_lifecycle(h)),
         },
         Scenario {
             name: "pause-spec",
             clause: "2.5 Cluster spec.paused stops all reconciliation, also deletion; deletion proceeds once unpaused",
             required: true,
+            exclusive: false,
             run: |h| Box::pin(pause_spec(h)),
         },
         Scenario {
             name: "pause-annotation",
             clause: "2.5 cluster.x-k8s.io/paused annotation stops all reconciliation, also deletion; deletion proceeds once unpaused",
             required: true,
+            exclusive: false,
             run: |h| Box::pin(pause_annotation(h)),
         },
         Scenario {
             name: "externally-managed",
             clause: "2.4 an InfraCluster with cluster.x-k8s.io/managed-by is left alone",
             required: true,
+            exclusive: false,
             run: |h| Box::pin(externally_managed(h)),
         },
         Scenario {
             name: "finalizers-and-owners-restored",
             clause: "11.1 ValidateFinalizersResilience / OwnerReferencesResilience",
             required: true,
+            exclusive: false,
             run: |h| Box::pin(finalizers_restored(h)),
         },
         Scenario {
             name: "status-loss-idempotent",
             clause: "7.7 clusterctl move: status rebuilt from spec and infrastructure, same providerID",
             required: true,
+            exclusive: false,
             run: |h| Box::pin(status_loss(h)),
         },
         Scenario {
             name: "deletion-leaves-nothing",
             clause: "2.6 after Cluster deletion no provider objects remain",
             required: true,
+            exclusive: false,
             run: |h| Box::pin(deletion_leaves_nothing(h)),
         },
         Scenario {
             name: "faults-survived",
             clause: "retry: conflicts, 500s and 429s from the API server are survived (needs ConformanceConfig::faults; a no-op without)",
             required: true,
+            exclusive: true,
             run: |h| Box::pin(faults_survived(h)),
         },
         Scenario {
             name: "machinedeployment-scale",
             clause: "md_scale: MachineDeployment 1 → 3 → 1",
             required: true,
+            exclusive: false,
             run: |h| Box::pin(md_scale(h)),
         },
     ]
@@ -359,7 +380,13 @@ async fn addresses_valid(h: &Harness) -> Outcome {
     .await
 }
 
-fn check_conditions(kind: &str, obj: &Value) -> Outcome {
+/// Checks the provider's conditions in the shape its contract uses: metav1 conditions (v1beta2:
+/// reason required, `message`, `observedGeneration`, `Ready` and `Paused` present) or CAPI
+/// v1beta1 conditions (reason optional but set with a severity on False, no observedGeneration,
+/// only `Ready` expected: `Paused` came with the v1beta2 conditions). capi-contract.md 6.1, 6.2.
+fn check_conditions(kind: &ProviderKind, obj: &Value) -> Outcome {
+    let v1beta1 = kind.contract == ContractVersion::V1Beta1;
+    let kind = &kind.resource.kind;
     let generation = obj["metadata"]["generation"].as_i64();
     let conditions = obj["status"]["conditions"]
         .as_array()
@@ -375,18 +402,42 @@ fn check_conditions(kind: &str, obj: &Value) -> Outcome {
         if !matches!(c["status"].as_str(), Some("True" | "False" | "Unknown")) {
             fail!("{kind} condition {} has status {}", c["type"], c["status"]);
         }
-        if !c["reason"].as_str().is_some_and(reason_ok) {
+        let reason_required = !v1beta1 || c["status"] == "False";
+        let reason_valid = match c["reason"].as_str() {
+            Some(r) => reason_ok(r),
+            None => !reason_required && c["reason"].is_null(),
+        };
+        if !reason_valid {
             fail!(
-                "{kind} condition {} has reason {} (required, CamelCase)",
+                "{kind} condition {} has reason {} ({}CamelCase)",
                 c["type"],
-                c["reason"]
+                c["reason"],
+                if reason_required { "required, " } else { "" }
             );
         }
-        if !c["message"].is_string() || !c["lastTransitionTime"].is_string() {
-            fail!(
-                "{kind} condition {} lacks message or lastTransitionTime",
-                c["type"]
-            );
+        if !c["lastTransitionTime"].is_string() {
+            fail!("{kind} condition {} lacks lastTransitionTime", c["type"]);
+        }
+        if v1beta1 {
+            if !(c["message"].is_null() || c["message"].is_string()) {
+                fail!(
+                    "{kind} condition {} has message {}",
+                    c["type"],
+                    c["message"]
+                );
+            }
+            let severity = c["severity"].as_str().filter(|s| !s.is_empty());
+            if c["status"] == "False" && !matches!(severity, Some("Error" | "Warning" | "Info")) {
+                fail!(
+                    "{kind} v1beta1 condition {} is False with severity {} (Error, Warning or Info)",
+                    c["type"],
+                    c["severity"]
+                );
+            }
+            continue;
+        }
+        if !c["message"].is_string() {
+            fail!("{kind} condition {} lacks message", c["type"]);
         }
         if let (Some(g), Some(og)) = (generation, c["observedGeneration"].as_i64())
             && og != g
@@ -397,8 +448,13 @@ fn check_conditions(kind: &str, obj: &Value) -> Outcome {
             );
         }
     }
-    for required in ["Ready", "Paused"] {
-        if !conditions.iter().any(|c| c["type"] == required) {
+    let expected: &[&str] = if v1beta1 {
+        &["Ready"]
+    } else {
+        &["Ready", "Paused"]
+    };
+    for required in expected {
+        if !conditions.iter().any(|c| c["type"] == *required) {
             fail!("{kind} has no {required} condition");
         }
     }
@@ -412,12 +468,12 @@ async fn conditions_well_formed(h: &Harness) -> Outcome {
             .provider_json(&h.provider.infra_machine, "m1")
             .await?
             .unwrap_or_default();
-        check_conditions(&h.provider.infra_machine.resource.kind, &im)?;
+        check_conditions(&h.provider.infra_machine, &im)?;
         let ic = h
             .provider_json(&h.provider.infra_cluster, "c1")
             .await?
             .unwrap_or_default();
-        check_conditions(&h.provider.infra_cluster.resource.kind, &ic)
+        check_conditions(&h.provider.infra_cluster, &ic)
     })
     .await
 }
@@ -746,4 +802,47 @@ async fn faults_survived(h: &Harness) -> Outcome {
     let result = with_sim(h, || provisioned_cluster(h)).await;
     faults.clear();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(contract: ContractVersion) -> ProviderKind {
+        ProviderKind {
+            resource: kube::api::ApiResource {
+                group: "infrastructure.example.io".into(),
+                version: "v1alpha1".into(),
+                api_version: "infrastructure.example.io/v1alpha1".into(),
+                kind: "ExampleMachine".into(),
+                plural: "examplemachines".into(),
+            },
+            contract,
+            spec: json!({}),
+        }
+    }
+
+    fn with(conditions: Value) -> Value {
+        json!({"metadata": {"generation": 1}, "status": {"conditions": conditions}})
+    }
+
+    #[test]
+    fn conditions_are_checked_in_the_shape_of_the_contract() {
+        let t = "2026-01-01T00:00:00Z";
+        let v1beta1 = kind(ContractVersion::V1Beta1);
+        let v1beta2 = kind(ContractVersion::V1Beta2);
+        // A v1beta1 Ready=True has no reason, message, observedGeneration, and no Paused beside it.
+        let ready = with(json!([{"type": "Ready", "status": "True", "lastTransitionTime": t}]));
+        assert!(check_conditions(&v1beta1, &ready).is_ok());
+        assert!(check_conditions(&v1beta2, &ready).is_err());
+        let no_severity = with(
+            json!([{"type": "Ready", "status": "False", "reason": "Waiting", "lastTransitionTime": t}]),
+        );
+        assert!(check_conditions(&v1beta1, &no_severity).is_err());
+        let metav1 = with(json!([
+            {"type": "Ready", "status": "True", "reason": "Ready", "message": "", "lastTransitionTime": t, "observedGeneration": 1},
+            {"type": "Paused", "status": "False", "reason": "NotPaused", "message": "", "lastTransitionTime": t, "observedGeneration": 1},
+        ]));
+        assert!(check_conditions(&v1beta2, &metav1).is_ok());
+    }
 }

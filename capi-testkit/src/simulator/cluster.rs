@@ -107,7 +107,7 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Ctx>) -> Result<Action, SimEr
                     &mut status.conditions,
                     view.ready_condition(),
                     provisioned,
-                    &r.kind,
+                    &kind,
                     generation,
                 );
                 if provisioned && infra.metadata.deletion_timestamp.is_none() {

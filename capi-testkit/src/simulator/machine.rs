@@ -182,7 +182,7 @@ async fn reconcile(machine: Arc<Machine>, ctx: Arc<Ctx>) -> Result<Action, SimEr
                 &mut status.conditions,
                 view.ready_condition(),
                 provisioned,
-                &r.kind,
+                &kind,
                 generation,
             );
             let was = status

@@ -239,33 +239,49 @@ pub(crate) fn set_condition(
 }
 
 /// Mirrors a provider object's Ready into `InfrastructureReady`, with core's fallbacks when the
-/// provider reports none (reasons `Ready` / `NotReady`, `NoReasonReported` for an empty reason).
+/// provider reports none (reasons `Ready` / `NotReady`, `NoReasonReported` for an empty reason,
+/// except that a True condition without a reason, as v1beta1 conditions are, gets `Ready`).
 pub(crate) fn mirror_infrastructure_ready(
     conditions: &mut Option<Vec<Condition>>,
     ready: Option<capi_core::contract::ReadySummary>,
     provisioned: bool,
-    kind: &str,
+    kind: &ProviderKind,
     generation: Option<i64>,
 ) {
     let t = capi_core::conditions::types::INFRASTRUCTURE_READY;
     match ready {
-        Some(r) => set_condition(
-            conditions,
-            t,
-            &r.status,
-            r.reason.as_deref().unwrap_or("NoReasonReported"),
-            r.message.as_deref().unwrap_or(""),
-            generation,
-        ),
+        Some(r) => {
+            let no_reason = if r.status == "True" {
+                "Ready"
+            } else {
+                capi_core::conditions::reasons::NO_REASON_REPORTED
+            };
+            set_condition(
+                conditions,
+                t,
+                &r.status,
+                r.reason.as_deref().unwrap_or(no_reason),
+                r.message.as_deref().unwrap_or(""),
+                generation,
+            )
+        }
         None if provisioned => set_condition(conditions, t, "True", "Ready", "", generation),
-        None => set_condition(
-            conditions,
-            t,
-            "False",
-            "NotReady",
-            &format!("{kind} status.initialization.provisioned is not true"),
-            generation,
-        ),
+        None => {
+            let field = match kind.contract {
+                capi_core::contract::ContractVersion::V1Beta2 => {
+                    "status.initialization.provisioned"
+                }
+                capi_core::contract::ContractVersion::V1Beta1 => "status.ready",
+            };
+            set_condition(
+                conditions,
+                t,
+                "False",
+                "NotReady",
+                &format!("{} {field} is not true", kind.resource.kind),
+                generation,
+            )
+        }
     }
 }
 

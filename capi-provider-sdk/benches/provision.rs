@@ -150,6 +150,15 @@ fn thread_cpu(prefix: &str) -> f64 {
     total as f64 / ticks
 }
 
+/// The system allocator, counting the bytes it has handed out and not got back.
+#[global_allocator]
+static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+
+/// The heap the process really holds, without the freed-but-kept pages RSS also counts.
+fn heap_in_use() -> u64 {
+    ALLOCATOR.allocated() as u64
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
@@ -186,7 +195,8 @@ async fn populate(client: &Client, ns: &str, n: usize) {
         .create(
             &post,
             &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2",
-                "kind": "Cluster", "metadata": {"name": "c"}, "spec": {}}))
+                "kind": "Cluster", "metadata": {"name": "c"},
+                "spec": {"clusterNetwork": {"pods": {"cidrBlocks": ["192.168.0.0/16"]}}}}))
             .unwrap(),
         )
         .await
@@ -287,6 +297,7 @@ struct Figures {
     cpu_per_machine_ms: f64,
     reconciles: f64,
     rss_per_object_kib: f64,
+    heap_per_object_kib: f64,
 }
 
 fn main() {
@@ -368,6 +379,7 @@ fn main() {
         let requests_before = server_rt.block_on(request_counts(&client));
         let cpu_before = thread_cpu("controllers");
         let rss_before = rss_kib();
+        let heap_before = heap_in_use();
         let start = Instant::now();
         let c = controller_client.clone();
         let namespace = ns.to_owned();
@@ -408,6 +420,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(500));
         let cpu = thread_cpu("controllers") - cpu_before;
         let rss = rss_kib().saturating_sub(rss_before);
+        let heap = heap_in_use().saturating_sub(heap_before);
         let req = server_rt
             .block_on(request_counts(&client))
             .since(&requests_before);
@@ -416,6 +429,11 @@ fn main() {
         } else {
             f64::NAN
         };
+        if std::env::var_os("BENCH_VERBOSE").is_some() {
+            for ((method, resource), count) in &req.0 {
+                eprintln!("  {method} {resource}: {count}");
+            }
+        }
         let reads: u64 = req
             .0
             .iter()
@@ -432,13 +450,14 @@ fn main() {
                 cpu_per_machine_ms: cpu * 1000.0 / n as f64,
                 reconciles: reconcile_count,
                 rss_per_object_kib: rss as f64 / n as f64,
+                heap_per_object_kib: heap as f64 / 1024.0 / n as f64,
             },
         ));
     }
 
     println!("\n{n} InfraMachines, creation to provisioned, zero-latency cloud, 2 threads");
     println!(
-        "{:<24}{:>10}{:>14}{:>14}{:>10}{:>16}{:>14}{:>14}",
+        "{:<24}{:>10}{:>14}{:>14}{:>10}{:>16}{:>14}{:>14}{:>14}",
         "",
         "wall",
         "writes/mach.",
@@ -446,11 +465,12 @@ fn main() {
         "GETs",
         "ctrl CPU/mach.",
         "reconciles",
-        "RSS/object"
+        "RSS/object",
+        "heap/object"
     );
     for (label, f) in &results {
         println!(
-            "{label:<24}{:>9.2}s{:>14.2}{:>14.2}{:>10}{:>14.3}ms{:>14}{:>11.2}KiB",
+            "{label:<24}{:>9.2}s{:>14.2}{:>14.2}{:>10}{:>14.3}ms{:>14}{:>11.2}KiB{:>11.2}KiB",
             f.wall.as_secs_f64(),
             f.writes_per_machine,
             f.events_per_machine,
@@ -462,6 +482,7 @@ fn main() {
                 format!("{}", f.reconciles)
             },
             f.rss_per_object_kib,
+            f.heap_per_object_kib,
         );
     }
     if let [(_, base), (_, sdk)] = results.as_slice() {

@@ -61,7 +61,7 @@ fn finalizer_for<K: Resource<DynamicType = ()>>() -> String {
     format!("{}/{}", K::group(&()), K::kind(&()).to_lowercase())
 }
 
-fn key_of<K: Resource>(obj: &K) -> String {
+pub(crate) fn key_of<K: Resource>(obj: &K) -> String {
     format!(
         "{}/{}",
         obj.meta().namespace.as_deref().unwrap_or(""),
@@ -122,6 +122,7 @@ fn shared_for<P>(
         versions: Default::default(),
         backoff: PerObjectBackoff::default(),
         metrics,
+        superseded: Default::default(),
     })
 }
 

@@ -99,7 +99,7 @@ impl PatchOptions {
 }
 
 /// What [`PatchHelper::patch`] sent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PatchSummary {
     /// Whether the metadata/spec request was sent.
     pub wrote_main: bool,
@@ -107,6 +107,9 @@ pub struct PatchSummary {
     pub wrote_status: bool,
     /// Requests answered 409 and retried.
     pub conflicts: u32,
+    /// The resourceVersions the successful writes answered with, in order: the last one is
+    /// the object's version after the patch.
+    pub resource_versions: Vec<String>,
 }
 
 impl PatchSummary {
@@ -170,6 +173,9 @@ impl PatchHelper {
                     source,
                 })?;
             summary.wrote_main = true;
+            summary
+                .resource_versions
+                .extend(written.meta().resource_version.clone());
             // A spec change bumped the generation: conditions computed during this reconcile
             // describe the new spec, so they observed the new generation.
             let old_generation = self.before["metadata"]["generation"].as_i64();
@@ -192,13 +198,17 @@ impl PatchHelper {
         if condition_changes.is_empty() {
             if !is_empty_diff(&status_diff) {
                 let body = serde_json::json!({ "status": status_diff });
-                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+                let written = api
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
                     .await
                     .map_err(|source| PatchError::Api {
                         what: "status patch",
                         source,
                     })?;
                 summary.wrote_status = true;
+                summary
+                    .resource_versions
+                    .extend(written.meta().resource_version.clone());
             }
             return Ok(summary);
         }
@@ -266,8 +276,11 @@ impl PatchHelper {
                 .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
                 .await
             {
-                Ok(_) => {
+                Ok(written) => {
                     summary.wrote_status = true;
+                    summary
+                        .resource_versions
+                        .extend(written.meta().resource_version.clone());
                     return Ok(());
                 }
                 Err(e) if is_conflict(&e) && attempt < attempts => {
@@ -342,6 +355,8 @@ pub fn merge_diff(before: &Value, after: &Value) -> Value {
             }
             Value::Object(out)
         }
+        // Equal non-objects (both `null`: no status before or after) need no patch.
+        _ if before == after => Value::Object(Map::new()),
         _ => after.clone(),
     }
 }
@@ -515,6 +530,9 @@ mod tests {
         assert!(is_empty_diff(&merge_diff(&v, &v)));
         assert!(is_empty_diff(&json!({"status": {"v1beta2": {}}})));
         assert!(!is_empty_diff(&json!({"status": {"x": null}})));
+        // No status before or after: nothing to write (a `{"status": null}` request was sent).
+        assert!(is_empty_diff(&merge_diff(&Value::Null, &Value::Null)));
+        assert_eq!(merge_diff(&Value::Null, &json!({"a": 1})), json!({"a": 1}));
     }
 
     #[test]

@@ -131,7 +131,8 @@ async fn run_case(fx: &Fixture, steps: Vec<Step>) -> Result<(), TestCaseError> {
         .unwrap();
     let clusters: Api<Cluster> = Api::namespaced(client.clone(), &ns);
     clusters
-        .create(&post, &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": "c"}, "spec": {}})).unwrap())
+        .create(&post, &serde_json::from_value(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster", "metadata": {"name": "c"},
+                "spec": {"clusterNetwork": {"pods": {"cidrBlocks": ["192.168.0.0/16"]}}}})).unwrap())
         .await
         .unwrap();
     clusters
@@ -242,7 +243,11 @@ async fn run_case(fx: &Fixture, steps: Vec<Step>) -> Result<(), TestCaseError> {
                     "finalizer removed while paused"
                 );
                 prop_assert!(
-                    !fx.cloud.instances.lock().unwrap().contains_key(&name),
+                    !fx.cloud
+                        .instances
+                        .lock()
+                        .unwrap()
+                        .contains_key(&common::instance_key(&Some(ns.clone()), &name)),
                     "the instance outlived its InfraMachine"
                 );
                 // Gone, and with it the finalizer: later steps judge a vanished object.
@@ -314,7 +319,11 @@ async fn run_case(fx: &Fixture, steps: Vec<Step>) -> Result<(), TestCaseError> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     prop_assert!(
-        !fx.cloud.instances.lock().unwrap().contains_key(&name),
+        !fx.cloud
+            .instances
+            .lock()
+            .unwrap()
+            .contains_key(&common::instance_key(&Some(ns.clone()), &name)),
         "leaked instance"
     );
     Ok(())

@@ -28,6 +28,10 @@ pub(crate) async fn reconcile<P: InfraCluster>(
         tracing::debug!("externally managed (cluster.x-k8s.io/managed-by): skipping");
         return Ok(Action::await_change());
     }
+    let key = crate::controller::key_of(obj.as_ref());
+    if let Some(action) = super::not_now(&shared, &key, obj.as_ref(), None)? {
+        return Ok(action);
+    }
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<P::Resource> = Api::namespaced(shared.client.clone(), &ns);
     let helper = PatchHelper::new(&*obj)?;
@@ -43,14 +47,8 @@ pub(crate) async fn reconcile<P: InfraCluster>(
             &mut status.ready,
         );
     }
-    match helper.patch(&api, &next, &shared.options.patch).await {
-        Ok(_) => {}
-        Err(crate::patch::PatchError::Api {
-            source: kube::Error::Api(e),
-            ..
-        }) if e.code == 404 => {}
-        Err(e) => return Err(e.into()),
-    }
+    let summary = helper.patch(&api, &next, &shared.options.patch).await;
+    super::written(&shared, &key, obj.as_ref(), &next, summary)?;
     result
 }
 
@@ -179,7 +177,8 @@ async fn run_steps<P: InfraCluster>(
 
     if !finalized {
         // The finalizer first, persisted before the provider creates anything (see the
-        // machine reconciler).
+        // machine reconciler), alone in its write.
+        *next = (**obj).clone();
         finalizers::add(next.meta_mut(), &shared.options.finalizer);
         return Ok(Action::await_change());
     }

@@ -27,21 +27,17 @@ pub(crate) async fn reconcile<P: InfraMachine>(
     obj: Arc<P::Resource>,
     shared: Arc<Shared<P>>,
 ) -> Result<Action, ReconcileError> {
+    let key = crate::controller::key_of(obj.as_ref());
+    if let Some(action) = super::not_now(&shared, &key, obj.as_ref(), Some(&shared.machines))? {
+        return Ok(action);
+    }
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<P::Resource> = Api::namespaced(shared.client.clone(), &ns);
     let helper = PatchHelper::new(&*obj)?;
     let mut next = (*obj).clone();
     let result = run_steps(&shared, &obj, &mut next).await;
     let summary = helper.patch(&api, &next, &shared.options.patch).await;
-    match summary {
-        Ok(s) => tracing::trace!(writes = s.writes(), conflicts = s.conflicts, "patched"),
-        // The object vanished once its finalizer went: nothing left to write.
-        Err(crate::patch::PatchError::Api {
-            source: kube::Error::Api(e),
-            ..
-        }) if e.code == 404 => {}
-        Err(e) => return Err(e.into()),
-    }
+    super::written(&shared, &key, obj.as_ref(), &next, summary)?;
     result
 }
 
@@ -99,7 +95,9 @@ async fn run_steps<P: InfraMachine>(
         // Persist the finalizer before anything can be created, as CAPI's
         // util/finalizers.EnsureFinalizer does: a deletion racing this first reconcile would
         // otherwise remove the object while the provider creates its infrastructure. Our own
-        // write brings the object back.
+        // write brings the object back. Only the finalizer goes out (one write, no status
+        // request): the conditions follow with the provisioning result.
+        *next = (**obj).clone();
         finalizers::add(next.meta_mut(), &shared.options.finalizer);
         return Ok(Action::await_change());
     }

@@ -6,6 +6,7 @@ pub(crate) mod finalizers;
 pub(crate) mod lookups;
 pub(crate) mod machine;
 pub(crate) mod stand_ins;
+pub(crate) mod superseded;
 
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use kube::runtime::reflector::Store;
 
 use crate::backoff::PerObjectBackoff;
 use crate::metrics::ControllerMetrics;
-use crate::patch::{PatchError, PatchOptions};
+use crate::patch::{PatchError, PatchOptions, PatchSummary};
 
 /// Why a reconcile failed; it is retried with per-object exponential backoff.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,9 @@ pub enum ReconcileError {
     /// The bootstrap data secret is malformed.
     #[error("bootstrap data: {0}")]
     Bootstrap(String),
+    /// A cache stopped before it had synced (the controller is shutting down).
+    #[error("the {0} cache stopped before it synced")]
+    CacheStopped(&'static str),
     /// A referenced kind's CRD declares no usable contract version.
     #[error("cannot resolve {group}/{kind}: {reason}")]
     Unresolvable {
@@ -50,6 +54,91 @@ pub enum ReconcileError {
 }
 
 pub(crate) type StepResult = Result<Action, ReconcileError>;
+
+/// Whether the Machine and Cluster caches hold the cluster's state yet.
+///
+/// controller-runtime starts its workers only once every cache has synced; kube-runtime's
+/// Controller starts as soon as the main stream delivers an object. Reconciling earlier finds
+/// no owner Machine and writes a wrong `WaitingForOwner` condition (a write, too). Waiting
+/// inside the reconcile would deadlock once every worker waits: the Controller stops polling
+/// its watches while its workers are all busy. So the caller requeues shortly instead.
+pub(crate) fn caches_synced(
+    machines: Option<&Store<Machine>>,
+    clusters: &Store<Cluster>,
+) -> Result<bool, ReconcileError> {
+    use futures::FutureExt;
+    let ready = |done: Option<Result<(), _>>, what| match done {
+        Some(Ok(())) => Ok(true),
+        Some(Err(_)) => Err(ReconcileError::CacheStopped(what)),
+        None => Ok(false),
+    };
+    if let Some(machines) = machines
+        && !ready(machines.wait_until_ready().now_or_never(), "Machine")?
+    {
+        return Ok(false);
+    }
+    ready(clusters.wait_until_ready().now_or_never(), "Cluster")
+}
+
+/// What every reconcile checks before doing any work: `Some` means stop with this action.
+///
+/// The caches must have synced (see [`caches_synced`]), and the cached object must not be a
+/// version our own writes have already replaced (see [`superseded`]).
+pub(crate) fn not_now<P, K: kube::Resource>(
+    shared: &Shared<P>,
+    key: &str,
+    obj: &K,
+    machines: Option<&Store<Machine>>,
+) -> Result<Option<Action>, ReconcileError> {
+    if !caches_synced(machines, &shared.clusters)? {
+        tracing::debug!("caches not synced yet: trying again shortly");
+        return Ok(Some(Action::requeue(CACHE_SYNC_RETRY)));
+    }
+    if shared
+        .superseded
+        .is_superseded(key, obj.meta().resource_version.as_deref())
+    {
+        tracing::debug!("cache behind our last write: waiting for its watch event");
+        return Ok(Some(Action::await_change()));
+    }
+    Ok(None)
+}
+
+/// How soon a reconcile that found the caches not yet synced runs again.
+pub(crate) const CACHE_SYNC_RETRY: Duration = Duration::from_millis(100);
+
+/// Handles the patch helper's answer: remembers the versions our writes superseded, and
+/// treats a 404 as done (the object vanished once its finalizer went).
+pub(crate) fn written<P, K: kube::Resource>(
+    shared: &Shared<P>,
+    key: &str,
+    before: &K,
+    after: &K,
+    summary: Result<PatchSummary, PatchError>,
+) -> Result<(), ReconcileError> {
+    match summary {
+        Ok(s) => {
+            tracing::trace!(writes = s.writes(), conflicts = s.conflicts, "patched");
+            let gone = after.meta().deletion_timestamp.is_some()
+                && after.meta().finalizers.as_ref().is_none_or(Vec::is_empty);
+            if gone {
+                shared.superseded.forget(key);
+            } else {
+                let rv = before.meta().resource_version.as_deref();
+                shared.superseded.record(key, rv, &s.resource_versions);
+            }
+            Ok(())
+        }
+        Err(PatchError::Api {
+            source: kube::Error::Api(e),
+            ..
+        }) if e.code == 404 => {
+            shared.superseded.forget(key);
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
 
 /// Settings of one generated controller.
 #[derive(Debug, Clone)]
@@ -75,4 +164,6 @@ pub(crate) struct Shared<P> {
     pub versions: lookups::VersionCache,
     pub backoff: PerObjectBackoff,
     pub metrics: ControllerMetrics,
+    /// Cached versions our own writes replaced (see [`superseded`]).
+    pub superseded: superseded::SupersededVersions,
 }

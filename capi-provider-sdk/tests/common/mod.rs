@@ -91,11 +91,18 @@ pub struct CloudError(pub String);
 /// A fake cloud: instances appear one reconcile after being requested.
 #[derive(Clone, Default)]
 pub struct FakeCloud {
+    /// Instances by `namespace/name` of their Machine (conformance scenarios run in parallel
+    /// namespaces, each with its own "m1"), with whether they have started.
     pub instances: Arc<Mutex<HashMap<String, bool>>>,
     pub creates: Arc<Mutex<u32>>,
     pub panic_on: Option<String>,
     /// While set, deletions report "in progress".
     pub hold_deletes: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The key of a Machine's instance in [`FakeCloud::instances`].
+pub fn instance_key(namespace: &Option<String>, name: &str) -> String {
+    format!("{}/{name}", namespace.as_deref().unwrap_or_default())
 }
 
 #[async_trait]
@@ -111,24 +118,25 @@ impl InfraMachine for FakeCloud {
         if self.panic_on.as_deref() == Some(name.as_str()) {
             panic!("provider bug for {name}");
         }
+        let key = instance_key(&cx.machine.metadata.namespace, &name);
         assert!(
             cx.bootstrap.as_ref().is_some_and(|b| !b.value.is_empty()),
             "bootstrap data is handed over"
         );
         let mut instances = self.instances.lock().unwrap();
-        match instances.get(&name).copied() {
+        match instances.get(&key).copied() {
             Some(true) => Ok(MachineOutcome::provisioned(format!("fake:///{name}"))
                 .with_internal_ip("10.0.0.1")
                 .into()),
             Some(false) => {
-                instances.insert(name, true);
+                instances.insert(key, true);
                 Ok(MachineOutcome::in_progress(
                     "InstanceStarting",
                     Duration::from_millis(50),
                 ))
             }
             None => {
-                instances.insert(name, false);
+                instances.insert(key, false);
                 *self.creates.lock().unwrap() += 1;
                 Ok(MachineOutcome::in_progress(
                     "InstanceCreating",
@@ -149,7 +157,8 @@ impl InfraMachine for FakeCloud {
             ));
         }
         let name = cx.machine.metadata.name.clone().unwrap_or_default();
-        self.instances.lock().unwrap().remove(&name);
+        let key = instance_key(&cx.machine.metadata.namespace, &name);
+        self.instances.lock().unwrap().remove(&key);
         Ok(DeleteOutcome::Deleted)
     }
 }

@@ -3,7 +3,8 @@
 //! - `codegen [--corpus DIR]`: regenerate capi-core's v1beta1/v1beta2 types from upstream CRDs.
 //! - `crds --out DIR`: write one YAML file per CRD for every capi-core kind.
 //! - `demo`: a cluster brought up, scaled and deleted by the SimCloud example provider.
-//! - `bench`: the benchmarks, in release builds.
+//! - `bench [--server-only]`: the benchmarks, in release builds: the SDK's provisioning, then the
+//!   API server's beside etcd (installed from Debian's `etcd-server` when missing).
 //! - `conformance --provider NAME`: the conformance CLI against a provider's binaries.
 //! - `release-artifacts --provider NAME --version vX.Y.Z --out DIR`: a provider's clusterctl
 //!   release files.
@@ -37,8 +38,13 @@ enum Command {
     /// simulator and the embedded API server, all in this process.
     Demo(demo::DemoArgs),
     /// Run the benchmarks (release builds): the SDK provisioning 1,000 InfraMachines against a
-    /// hand-written kube-runtime controller. `BENCH_MACHINES=N` changes the count.
-    Bench,
+    /// hand-written kube-runtime controller (`BENCH_MACHINES=N` changes the count), then the API
+    /// server's start-up, throughput, watch delivery and memory beside etcd.
+    Bench {
+        /// Only the API server's benchmarks.
+        #[arg(long)]
+        server_only: bool,
+    },
     /// Run the conformance suite's command line against a provider's binaries.
     Conformance {
         /// The provider (simcloud, byoh).
@@ -100,7 +106,7 @@ fn main() -> ExitCode {
         }
         Command::Crds { out } => write_crds(out),
         Command::Demo(args) => demo::run(args),
-        Command::Bench => bench(),
+        Command::Bench { server_only } => bench(server_only),
         Command::Conformance { provider, junit } => find_provider(&provider).and_then(|p| {
             match conformance::run(&p, &workspace_root(), junit.as_deref())? {
                 true => Ok(()),
@@ -124,17 +130,74 @@ fn main() -> ExitCode {
     }
 }
 
-fn bench() -> Result<(), String> {
+fn bench(server_only: bool) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(&cargo)
-        .args(["bench", "-p", "capi-provider-sdk", "--bench", "provision"])
-        .current_dir(workspace_root())
+    let run = |args: &[&str]| -> Result<(), String> {
+        let status = std::process::Command::new(&cargo)
+            .args(args)
+            .current_dir(workspace_root())
+            .status()
+            .map_err(|e| format!("{cargo}: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("the benchmark failed: {status}"))
+        }
+    };
+    if !server_only {
+        run(&["bench", "-p", "capi-provider-sdk", "--bench", "provision"])?;
+    }
+    ensure_etcd();
+    // `cli` builds the `capi-testkit` binary, which the benchmark runs as the server process;
+    // `bench-etcd` the etcd client of its baseline.
+    run(&[
+        "bench",
+        "-p",
+        "capi-testkit",
+        "--features",
+        "cli,bench-etcd",
+        "--bench",
+        "server",
+    ])
+}
+
+/// Installs etcd (the baseline of the API server's benchmarks) from Debian's `etcd-server` when it
+/// is not on PATH; says why when it cannot, and the benchmark then skips the baselines.
+fn ensure_etcd() {
+    let has_etcd = || {
+        std::process::Command::new("etcd")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if has_etcd() {
+        return;
+    }
+    if std::process::Command::new("apt-get")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
         .status()
-        .map_err(|e| format!("{cargo}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("the benchmark failed: {status}"))
+        .is_err()
+    {
+        eprintln!("etcd baseline skipped: no etcd on PATH and no apt-get to install etcd-server");
+        return;
+    }
+    eprintln!("installing etcd-server (the benchmark's baseline) with apt-get");
+    let apt = |args: &[&str]| {
+        std::process::Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let installed = apt(&["install", "-y", "-q", "etcd-server"])
+        || (apt(&["update", "-q"]) && apt(&["install", "-y", "-q", "etcd-server"]));
+    if !installed || !has_etcd() {
+        eprintln!(
+            "etcd baseline skipped: `apt-get install -y etcd-server` failed (not root, or no package index); install etcd to compare"
+        );
     }
 }
 

@@ -21,11 +21,9 @@ use capi_core::v1beta1::MachineAddressType;
 use capi_core::v1beta2::{Cluster, Machine};
 use capi_testkit::conformance::run;
 use capi_testkit::env::TestEnv;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use kube::{CustomResource, CustomResourceExt, Resource, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -297,20 +295,12 @@ async fn start(bugs: Bugs) -> TestEnv {
         client: env.client(),
         bugs,
     });
-    let machines = Controller::new(
-        Api::<OldMachine>::all(env.client()),
-        watcher::Config::default(),
-    )
-    .run(reconcile_machine, fixture::retry, ctx.clone())
-    .for_each(|_| async {});
-    let clusters = Controller::new(
-        Api::<OldCluster>::all(env.client()),
-        watcher::Config::default(),
-    )
-    .run(reconcile_cluster, fixture::retry, ctx)
-    .for_each(|_| async {});
-    tokio::spawn(machines);
-    tokio::spawn(clusters);
+    fixture::spawn_controller::<OldMachine, _, _, _, _>(
+        env.client(),
+        reconcile_machine,
+        ctx.clone(),
+    );
+    fixture::spawn_controller::<OldCluster, _, _, _, _>(env.client(), reconcile_cluster, ctx);
     env
 }
 

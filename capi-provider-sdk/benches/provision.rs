@@ -150,6 +150,9 @@ fn thread_cpu(prefix: &str) -> f64 {
     total as f64 / ticks
 }
 
+/// The goal for the SDK's resident memory per managed object (issue 3).
+const RSS_TARGET_KIB: f64 = 10.0;
+
 /// The system allocator, counting the bytes it has handed out and not got back.
 #[global_allocator]
 static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
@@ -487,11 +490,23 @@ fn main() {
     }
     if let [(_, base), (_, sdk)] = results.as_slice() {
         println!(
-            "\nSDK / baseline: wall {:.2}x, writes {:.2}x, controller CPU {:.2}x, RSS/object {:.2}x",
+            "\nSDK / baseline: wall {:.2}x, writes {:.2}x, controller CPU {:.2}x, RSS/object {:.2}x, heap/object {:.2}x",
             sdk.wall.as_secs_f64() / base.wall.as_secs_f64(),
             sdk.writes_per_machine / base.writes_per_machine,
             sdk.cpu_per_machine_ms / base.cpu_per_machine_ms.max(f64::EPSILON),
             sdk.rss_per_object_kib / base.rss_per_object_kib.max(f64::EPSILON),
+            sdk.heap_per_object_kib / base.heap_per_object_kib.max(f64::EPSILON),
+        );
+        let met = sdk.rss_per_object_kib < RSS_TARGET_KIB;
+        println!(
+            "Target: SDK RSS per managed object under {RSS_TARGET_KIB:.0} KiB: {} ({:.2} KiB; heap in use {:.2} KiB){}",
+            if met { "MET" } else { "NOT MET" },
+            sdk.rss_per_object_kib,
+            sdk.heap_per_object_kib,
+            match std::env::var("MALLOC_ARENA_MAX") {
+                Ok(v) => format!(", MALLOC_ARENA_MAX={v}"),
+                Err(_) => String::new(),
+            },
         );
         if sdk.reconciles.is_finite() && sdk.reconciles > 0.0 {
             println!(

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use capi_core::v1beta2::{Cluster, Machine};
 use kube::Client;
 use kube::api::DynamicObject;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
+
+use crate::events::EventRecorder;
 
 use capi_core::bootstrap::BootstrapData;
 
@@ -18,7 +20,9 @@ pub struct MachineContext<R> {
     /// `reconcile`/`delete` returns, also when it returns an error, in the same single
     /// write as the contract fields (none when nothing changed).
     pub infra_machine: R,
-    /// The owning CAPI Machine (v1beta2 shape, whatever version the server stores). During
+    /// The owning CAPI Machine (v1beta2 shape, whatever version the server stores), from the
+    /// SDK's cache: its metadata (without `managedFields`) and spec; the status, CAPI core's
+    /// view of the node, is not cached and is `None`. During
     /// `delete` it may be a stand-in carrying only its name, namespace and cluster name: when
     /// CAPI's objects went first (their namespace is being deleted), teardown still runs.
     pub machine: Arc<Machine>,
@@ -86,11 +90,13 @@ impl<R> std::fmt::Debug for ClusterContext<R> {
     }
 }
 
-/// Publishes `events.k8s.io/v1` Events about one object (kube's recorder: repeats are
-/// aggregated into a series). Failing to publish is logged, never an error of the reconcile.
+/// Publishes `events.k8s.io/v1` Events about one object. Repeats within six minutes are
+/// aggregated into a series, as with client-go's and kube's recorders (the SDK's own recorder,
+/// which remembers ~100 bytes per series rather than the whole Event). Failing to publish is
+/// logged, never an error of the reconcile.
 #[derive(Clone)]
 pub struct EventPublisher {
-    recorder: Recorder,
+    recorder: EventRecorder,
     reference: k8s_openapi::api::core::v1::ObjectReference,
 }
 
@@ -104,7 +110,7 @@ impl std::fmt::Debug for EventPublisher {
 
 impl EventPublisher {
     pub(crate) fn new(
-        recorder: Recorder,
+        recorder: EventRecorder,
         reference: k8s_openapi::api::core::v1::ObjectReference,
     ) -> Self {
         Self {

@@ -108,10 +108,79 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! # Targeting CAPI ≤ 1.10 (the v1beta1 contract)
+//!
+//! CAPI 1.11 and later read the v1beta2 contract; 1.10 and earlier only the v1beta1 one
+//! (`status.ready`, failure domains as a map name → `{controlPlane, attributes}`, CAPI v1beta1
+//! conditions with severity, terminal `failureReason`/`failureMessage`). For those, embed the
+//! structs of [`capi_core::contract::fields::v1beta1`] instead and label the CRDs
+//! `cluster.x-k8s.io/v1beta1`; nothing else changes: the same macro line, the same
+//! [`InfraMachine`]/[`InfraCluster`] code and outcomes. The SDK then writes `status.ready`, the
+//! failure-domain map, `Ready` in `status.conditions` (v1beta1 shape: severity `Info` while
+//! waiting or in progress, `Error` for terminal failures) and `Ready`/`Paused` as
+//! `metav1.Condition`s in `status.v1beta2.conditions`, which v1beta2 core reads first, so the
+//! provider also works with newer CAPI through its v1beta1 compatibility.
+//!
+//! (A v1beta2 provider that must *also* be readable by older tools can instead keep the
+//! v1beta2 structs and set [`ManagerOptions::v1beta1_fields`]: `status.ready` and
+//! `status.deprecated.v1beta1.conditions` are then written beside the v1beta2 fields. CAPI ≤ 1.10
+//! still needs the v1beta1 label and shapes above.)
+//!
+//! ```
+//! use capi_provider_sdk::capi_core::contract::fields::v1beta1::{
+//!     InfraClusterSpec, InfraClusterStatus, InfraMachineSpec, InfraMachineStatus,
+//! };
+//! use capi_provider_sdk::capi_core::crd::{provider_crd, ContractVersionLabels};
+//! use kube::{CustomResource, CustomResourceExt};
+//! use schemars::JsonSchema;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+//! #[kube(group = "infrastructure.example.com", version = "v1alpha1", kind = "OldMachine", namespaced)]
+//! #[kube(status = "OldMachineStatus", derive = "PartialEq")]
+//! pub struct OldMachineSpec {
+//!     #[serde(flatten)]
+//!     pub contract: InfraMachineSpec,
+//! }
+//! #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+//! pub struct OldMachineStatus {
+//!     #[serde(flatten)]
+//!     pub contract: InfraMachineStatus,
+//! }
+//! capi_provider_sdk::infra_machine_resource!(OldMachine, spec.contract, status.contract);
+//!
+//! #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+//! #[kube(group = "infrastructure.example.com", version = "v1alpha1", kind = "OldCluster", namespaced)]
+//! #[kube(status = "OldClusterStatus", derive = "PartialEq")]
+//! pub struct OldClusterSpec {
+//!     #[serde(flatten)]
+//!     pub contract: InfraClusterSpec,
+//! }
+//! #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+//! pub struct OldClusterStatus {
+//!     #[serde(flatten)]
+//!     pub contract: InfraClusterStatus,
+//! }
+//! capi_provider_sdk::infra_cluster_resource!(OldCluster, spec.contract, status.contract);
+//!
+//! // CAPI ≤ 1.10 finds the version to use through this label.
+//! let labels = ContractVersionLabels::new().with("v1beta1", ["v1alpha1"]);
+//! let crd = provider_crd(vec![OldMachine::crd()], "v1alpha1", &labels).unwrap();
+//! assert_eq!(crd.metadata.labels.unwrap()["cluster.x-k8s.io/v1beta1"], "v1alpha1");
+//!
+//! // The status structs choose the contract the SDK writes.
+//! use capi_provider_sdk::capi_core::contract::ContractVersion;
+//! use capi_provider_sdk::resource::InfraClusterResource;
+//! let mut c = OldCluster::new("c1", OldClusterSpec::default());
+//! assert_eq!(c.contract_status_mut().contract_version(), ContractVersion::V1Beta1);
+//! ```
 
 pub mod backoff;
+mod cache;
 pub mod context;
 mod controller;
+mod events;
 #[cfg(feature = "clap")]
 pub mod flags;
 pub mod manager;

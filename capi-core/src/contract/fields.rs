@@ -256,8 +256,21 @@ pub mod v1beta1 {
     use schemars::JsonSchema;
     use serde::{Deserialize, Serialize};
 
+    /// `spec.providerID` and the deprecated `spec.failureDomain` have the same shape in both
+    /// contracts (`providerID` is a `*string` in v1beta1, read the same way).
+    pub use super::InfraMachineSpec;
     use crate::conditions::V1Beta1Condition;
     pub use crate::v1beta1::{ApiEndpoint, FailureDomainSpec, MachineAddress};
+
+    /// `status.v1beta2`: where a v1beta1-contract object keeps its `metav1.Condition`s (CAPI's
+    /// transition path; v1beta2 core reads `status.v1beta2.conditions` before `status.conditions`).
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+    pub struct V1Beta2Status {
+        /// Conditions in the v1beta2 shape (`Ready`, `Paused`, provider-specific ones).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(schema_with = "super::conditions_schema")]
+        pub conditions: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
+    }
 
     /// The contract part of a v1beta1-contract InfraCluster's spec.
     #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -301,6 +314,9 @@ pub mod v1beta1 {
         /// CAPI v1beta1 conditions.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub conditions: Option<Vec<V1Beta1Condition>>,
+        /// The same conditions in the v1beta2 shape, which v1beta2 core reads first.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub v1beta2: Option<V1Beta2Status>,
     }
 
     /// The contract part of a v1beta1-contract InfraMachine's status.
@@ -329,6 +345,9 @@ pub mod v1beta1 {
         /// CAPI v1beta1 conditions.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub conditions: Option<Vec<V1Beta1Condition>>,
+        /// The same conditions in the v1beta2 shape, which v1beta2 core reads first.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub v1beta2: Option<V1Beta2Status>,
     }
 }
 

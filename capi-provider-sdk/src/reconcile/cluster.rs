@@ -18,6 +18,7 @@ use crate::outcome::{ClusterOutcome, DeleteOutcome, Failure};
 use crate::patch::PatchHelper;
 use crate::provider::InfraCluster;
 use crate::resource::InfraClusterResource;
+use capi_core::conditions::ConditionSeverity;
 
 /// Reconciles one InfraCluster.
 pub(crate) async fn reconcile<P: InfraCluster>(
@@ -38,14 +39,9 @@ pub(crate) async fn reconcile<P: InfraCluster>(
     let mut next = (*obj).clone();
     let result = run_steps(&shared, &obj, &mut next).await;
     if shared.options.v1beta1_fields && next.meta().finalizers.is_some() {
-        let status = next.contract_status_mut();
-        let provisioned = status.initialization.as_ref().and_then(|i| i.provisioned) == Some(true);
-        conditions::mirror_v1beta1(
-            &status.conditions.clone(),
-            &mut status.deprecated,
-            provisioned,
-            &mut status.ready,
-        );
+        // `status.ready` and v1beta1 conditions beside v1beta2-shaped ones (a v1beta1-contract
+        // status has them natively: nothing to do).
+        next.contract_status_mut().mirror_v1beta1_fields();
     }
     let summary = helper.patch(&api, &next, &shared.options.patch).await;
     super::written(&shared, &key, obj.as_ref(), &next, summary)?;
@@ -79,17 +75,13 @@ async fn run_steps<P: InfraCluster>(
             reason = "WaitingForOwner",
             "waiting for the Cluster controller to set an owner reference"
         );
-        if next
-            .contract_status()
-            .and_then(|s| s.initialization.as_ref())
-            .and_then(|i| i.provisioned)
-            != Some(true)
-        {
+        if !next.contract_status().is_some_and(|s| s.provisioned()) {
             conditions::set_ready(
-                &mut next.contract_status_mut().conditions,
+                next.contract_status_mut(),
                 false,
                 "WaitingForOwner",
                 "waiting for the Cluster controller to set an owner reference",
+                ConditionSeverity::Info,
                 generation,
             );
         }
@@ -110,24 +102,10 @@ async fn run_steps<P: InfraCluster>(
     if !causes.is_empty() {
         let message = causes.join(", ");
         tracing::info!(reason = "Paused", "{message}: skipping");
-        conditions::set(
-            &mut next.contract_status_mut().conditions,
-            "Paused",
-            true,
-            "Paused",
-            &message,
-            generation,
-        );
+        conditions::set_paused(next.contract_status_mut(), Some(&message), generation);
         return Ok(Action::await_change());
     }
-    conditions::set(
-        &mut next.contract_status_mut().conditions,
-        "Paused",
-        false,
-        "NotPaused",
-        "",
-        generation,
-    );
+    conditions::set_paused(next.contract_status_mut(), None, generation);
 
     let mut cx = ClusterContext {
         infra_cluster: next.clone(),
@@ -153,20 +131,22 @@ async fn run_steps<P: InfraCluster>(
             Ok(DeleteOutcome::InProgress(p)) => {
                 tracing::info!(reason = %p.reason, "deletion in progress");
                 conditions::set_ready(
-                    &mut next.contract_status_mut().conditions,
+                    next.contract_status_mut(),
                     false,
                     &p.reason,
                     p.message.as_deref().unwrap_or(""),
+                    ConditionSeverity::Info,
                     generation,
                 );
                 Ok(Action::requeue(p.requeue_after))
             }
             Err(Failure::Terminal { reason, message }) => {
                 conditions::set_ready(
-                    &mut next.contract_status_mut().conditions,
+                    next.contract_status_mut(),
                     false,
                     &reason,
                     &message,
+                    ConditionSeverity::Error,
                     generation,
                 );
                 Ok(Action::await_change())
@@ -187,33 +167,30 @@ async fn run_steps<P: InfraCluster>(
     std::mem::swap(next, &mut cx.infra_cluster);
     match outcome {
         Ok(ClusterOutcome::Provisioned(p)) => {
-            let was = next
-                .contract_status()
-                .and_then(|s| s.initialization.as_ref())
-                .and_then(|i| i.provisioned)
-                == Some(true);
+            let was = next.contract_status().is_some_and(|s| s.provisioned());
             if let Some(endpoint) = p.control_plane_endpoint {
                 // A user-set endpoint is never overwritten.
                 let spec = next.contract_spec_mut();
                 let user_set = spec
-                    .control_plane_endpoint
-                    .as_ref()
+                    .control_plane_endpoint()
                     .is_some_and(|e| e.host.as_deref().is_some_and(|h| !h.is_empty()));
                 if !user_set {
-                    spec.control_plane_endpoint = Some(endpoint);
+                    spec.set_control_plane_endpoint(endpoint);
                 }
             }
             let status = next.contract_status_mut();
-            let mut domains = p.failure_domains;
-            domains.sort_by(|a, b| a.name.cmp(&b.name));
-            status.failure_domains = (!domains.is_empty()).then_some(domains);
-            status.initialization = Some(capi_core::contract::Initialization::provisioned());
-            status.failure_reason = None;
-            status.failure_message = None;
-            if shared.options.v1beta1_fields {
-                status.ready = Some(true);
-            }
-            conditions::set_ready(&mut status.conditions, true, "Ready", "", generation);
+            // Sorted by name; a v1beta1-contract status keeps them as a map.
+            status.set_failure_domains(p.failure_domains);
+            status.set_provisioned();
+            status.set_terminal_failure(None);
+            conditions::set_ready(
+                status,
+                true,
+                "Ready",
+                "",
+                ConditionSeverity::Info,
+                generation,
+            );
             if !was {
                 tracing::info!("cluster infrastructure provisioned");
                 cx.events
@@ -228,10 +205,11 @@ async fn run_steps<P: InfraCluster>(
         Ok(ClusterOutcome::InProgress(p)) => {
             tracing::info!(reason = %p.reason, "provisioning in progress");
             conditions::set_ready(
-                &mut next.contract_status_mut().conditions,
+                next.contract_status_mut(),
                 false,
                 &p.reason,
                 p.message.as_deref().unwrap_or(""),
+                ConditionSeverity::Info,
                 generation,
             );
             Ok(Action::requeue(p.requeue_after))
@@ -240,9 +218,15 @@ async fn run_steps<P: InfraCluster>(
             tracing::warn!(reason, message, "terminal failure");
             cx.events.warning(&reason, message.clone()).await;
             let status = next.contract_status_mut();
-            status.failure_reason = Some(reason.clone());
-            status.failure_message = Some(message.clone());
-            conditions::set_ready(&mut status.conditions, false, &reason, &message, generation);
+            status.set_terminal_failure(Some((&reason, &message)));
+            conditions::set_ready(
+                status,
+                false,
+                &reason,
+                &message,
+                ConditionSeverity::Error,
+                generation,
+            );
             Ok(Action::await_change())
         }
         Err(Failure::Transient(e)) => Err(ReconcileError::Provider(Box::new(e))),

@@ -1,7 +1,10 @@
-//! The conditions the generated reconcilers own: `Ready` and `Paused`.
+//! The conditions the generated reconcilers own: `Ready` and `Paused`, written in the shape of
+//! the author's contract status (see [`crate::resource::ContractStatus`]).
 
-use capi_core::conditions::v1beta2;
+use capi_core::conditions::{ConditionSeverity, v1beta2};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use crate::resource::{ContractCondition, ContractStatus};
 
 /// The condition types the SDK writes; the patch helper lets them win conflicts.
 pub(crate) const OWNED: [&str; 2] = ["Ready", "Paused"];
@@ -21,14 +24,44 @@ pub(crate) fn set(
     }
 }
 
-pub(crate) fn set_ready(
-    list: &mut Option<Vec<Condition>>,
+/// Sets `Ready` wherever the status's contract keeps it; `severity` is what a False one gets in
+/// the CAPI v1beta1 shape (`Info` for waits and work in progress, `Error` for terminal failures).
+pub(crate) fn set_ready<S: ContractStatus + ?Sized>(
+    status: &mut S,
     ready: bool,
     reason: &str,
     message: &str,
+    severity: ConditionSeverity,
     generation: Option<i64>,
 ) {
-    set(list, "Ready", ready, reason, message, generation);
+    status.set_condition(&ContractCondition {
+        type_: "Ready",
+        status: ready,
+        reason,
+        message,
+        severity,
+        observed_generation: generation,
+    });
+}
+
+/// Sets `Paused`: True with the causes as message, or False with reason `NotPaused`.
+pub(crate) fn set_paused<S: ContractStatus + ?Sized>(
+    status: &mut S,
+    message: Option<&str>,
+    generation: Option<i64>,
+) {
+    status.set_condition(&ContractCondition {
+        type_: "Paused",
+        status: message.is_some(),
+        reason: if message.is_some() {
+            "Paused"
+        } else {
+            "NotPaused"
+        },
+        message: message.unwrap_or(""),
+        severity: ConditionSeverity::Info,
+        observed_generation: generation,
+    });
 }
 
 /// For readers of the v1beta1 contract: `status.ready`, and the SDK's conditions copied into

@@ -21,6 +21,7 @@ use crate::patch::PatchHelper;
 use crate::provider::InfraMachine;
 use crate::resource::InfraMachineResource;
 use capi_core::bootstrap::BootstrapData;
+use capi_core::conditions::ConditionSeverity;
 
 /// Reconciles one InfraMachine: runs the steps on a copy, then writes what changed.
 pub(crate) async fn reconcile<P: InfraMachine>(
@@ -116,11 +117,7 @@ async fn run_steps<P: InfraMachine>(
         }
     };
 
-    let already_provisioned = obj
-        .contract_status()
-        .and_then(|s| s.initialization.as_ref())
-        .and_then(|i| i.provisioned)
-        == Some(true);
+    let already_provisioned = obj.contract_status().is_some_and(|s| s.provisioned());
     if !already_provisioned && !cluster_infrastructure_provisioned(&cluster) {
         return wait(
             shared,
@@ -161,18 +158,15 @@ fn wait<P: InfraMachine>(
     message: &str,
 ) -> StepResult {
     tracing::info!(reason, "{message}");
-    let provisioned = next
-        .contract_status()
-        .and_then(|s| s.initialization.as_ref())
-        .and_then(|i| i.provisioned)
-        == Some(true);
+    let provisioned = next.contract_status().is_some_and(|s| s.provisioned());
     // A provisioned machine stays Ready while core catches up; only new ones report the wait.
     if !provisioned {
         conditions::set_ready(
-            &mut next.contract_status_mut().conditions,
+            next.contract_status_mut(),
             false,
             reason,
             message,
+            ConditionSeverity::Info,
             generation,
         );
         mirror_v1beta1(shared, next);
@@ -187,7 +181,7 @@ fn owner_machine<P: InfraMachine>(shared: &Shared<P>, obj: &P::Resource) -> Opti
     shared
         .machines
         .get(&ObjectRef::new(&owner.name).within(&ns))
-        .map(|m| (*m).clone())
+        .map(|m| m.to_machine())
 }
 
 /// The Machine's Cluster, by `spec.clusterName` (the cluster-name label as a fallback).
@@ -226,14 +220,13 @@ fn pause<P: InfraMachine>(
             P::Resource::kind(&())
         ));
     }
-    let conds = &mut next.contract_status_mut().conditions;
     if causes.is_empty() {
-        conditions::set(conds, "Paused", false, "NotPaused", "", generation);
+        conditions::set_paused(next.contract_status_mut(), None, generation);
         return None;
     }
     let message = causes.join(", ");
     tracing::info!(reason = "Paused", "{message}: skipping");
-    conditions::set(conds, "Paused", true, "Paused", &message, generation);
+    conditions::set_paused(next.contract_status_mut(), Some(&message), generation);
     mirror_v1beta1(shared, next);
     Some(Action::await_change())
 }
@@ -273,10 +266,11 @@ async fn delete<P: InfraMachine>(
             tracing::info!(reason = %p.reason, "deletion in progress");
             let message = p.message.clone().unwrap_or_default();
             conditions::set_ready(
-                &mut next.contract_status_mut().conditions,
+                next.contract_status_mut(),
                 false,
                 &p.reason,
                 &message,
+                ConditionSeverity::Info,
                 generation,
             );
             mirror_v1beta1(shared, next);
@@ -285,12 +279,14 @@ async fn delete<P: InfraMachine>(
         Err(Failure::Terminal { reason, message }) => {
             tracing::warn!(reason, message, "deletion failed terminally");
             conditions::set_ready(
-                &mut next.contract_status_mut().conditions,
+                next.contract_status_mut(),
                 false,
                 &reason,
                 &message,
+                ConditionSeverity::Error,
                 generation,
             );
+            mirror_v1beta1(shared, next);
             Ok(Action::await_change())
         }
         Err(Failure::Transient(e)) => Err(ReconcileError::Provider(Box::new(e))),
@@ -399,24 +395,30 @@ async fn apply_outcome<P: InfraMachine>(
 ) -> StepResult {
     match outcome {
         Ok(MachineOutcome::Provisioned(p)) => {
-            let was = next
-                .contract_status()
-                .and_then(|s| s.initialization.as_ref())
-                .and_then(|i| i.provisioned)
-                == Some(true);
+            let was = next.contract_status().is_some_and(|s| s.provisioned());
             next.contract_spec_mut().provider_id = Some(p.provider_id.clone());
-            let status = next.contract_status_mut();
-            status.initialization = Some(capi_core::contract::Initialization::provisioned());
-            status.addresses = (!p.addresses.is_empty()).then_some(p.addresses);
-            status.failure_domain = p
+            let placed = p
                 .failure_domain
+                .clone()
                 .or_else(|| cx.machine.spec.failure_domain.clone());
-            status.failure_reason = None;
-            status.failure_message = None;
-            if shared.options.v1beta1_fields {
-                status.ready = Some(true);
+            let status = next.contract_status_mut();
+            status.set_provisioned();
+            status.set_addresses(p.addresses);
+            let in_status = status.set_failure_domain(placed);
+            status.set_terminal_failure(None);
+            conditions::set_ready(
+                status,
+                true,
+                "Ready",
+                "",
+                ConditionSeverity::Info,
+                generation,
+            );
+            // The v1beta1 contract has no status.failureDomain: a placement the author
+            // reports flows back through spec.failureDomain, which v1beta1 core copies.
+            if !in_status && let Some(fd) = p.failure_domain {
+                next.contract_spec_mut().failure_domain = Some(fd);
             }
-            conditions::set_ready(&mut status.conditions, true, "Ready", "", generation);
             mirror_v1beta1(shared, next);
             if !was {
                 tracing::info!(provider_id = %p.provider_id, "provisioned");
@@ -436,10 +438,11 @@ async fn apply_outcome<P: InfraMachine>(
             tracing::info!(reason = %p.reason, requeue_after = ?p.requeue_after, "provisioning in progress");
             let message = p.message.clone().unwrap_or_default();
             conditions::set_ready(
-                &mut next.contract_status_mut().conditions,
+                next.contract_status_mut(),
                 false,
                 &p.reason,
                 &message,
+                ConditionSeverity::Info,
                 generation,
             );
             mirror_v1beta1(shared, next);
@@ -449,9 +452,15 @@ async fn apply_outcome<P: InfraMachine>(
             tracing::warn!(reason, message, "terminal failure");
             cx.events.warning(&reason, message.clone()).await;
             let status = next.contract_status_mut();
-            status.failure_reason = Some(reason.clone());
-            status.failure_message = Some(message.clone());
-            conditions::set_ready(&mut status.conditions, false, &reason, &message, generation);
+            status.set_terminal_failure(Some((&reason, &message)));
+            conditions::set_ready(
+                status,
+                false,
+                &reason,
+                &message,
+                ConditionSeverity::Error,
+                generation,
+            );
             mirror_v1beta1(shared, next);
             Ok(Action::await_change())
         }
@@ -459,17 +468,11 @@ async fn apply_outcome<P: InfraMachine>(
     }
 }
 
-/// With v1beta1 fields on, `status.ready` and a v1beta1 Ready condition follow the v1beta2 ones.
+/// With v1beta1 fields on, `status.ready` and a v1beta1 Ready condition follow the v1beta2 ones
+/// (a v1beta1-contract status has them natively: nothing to do).
 fn mirror_v1beta1<P: InfraMachine>(shared: &Shared<P>, next: &mut P::Resource) {
     if shared.options.v1beta1_fields {
-        let status = next.contract_status_mut();
-        let provisioned = status.initialization.as_ref().and_then(|i| i.provisioned) == Some(true);
-        conditions::mirror_v1beta1(
-            &status.conditions.clone(),
-            &mut status.deprecated,
-            provisioned,
-            &mut status.ready,
-        );
+        next.contract_status_mut().mirror_v1beta1_fields();
     }
 }
 

@@ -10,13 +10,14 @@ pub(crate) mod superseded;
 
 use std::time::Duration;
 
-use capi_core::v1beta2::{Cluster, Machine};
+use capi_core::v1beta2::Cluster;
 use kube::Client;
 use kube::runtime::controller::Action;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 
 use crate::backoff::PerObjectBackoff;
+use crate::cache::CachedMachine;
+use crate::events::EventRecorder;
 use crate::metrics::ControllerMetrics;
 use crate::patch::{PatchError, PatchOptions, PatchSummary};
 
@@ -63,7 +64,7 @@ pub(crate) type StepResult = Result<Action, ReconcileError>;
 /// inside the reconcile would deadlock once every worker waits: the Controller stops polling
 /// its watches while its workers are all busy. So the caller requeues shortly instead.
 pub(crate) fn caches_synced(
-    machines: Option<&Store<Machine>>,
+    machines: Option<&Store<CachedMachine>>,
     clusters: &Store<Cluster>,
 ) -> Result<bool, ReconcileError> {
     use futures::FutureExt;
@@ -88,7 +89,7 @@ pub(crate) fn not_now<P, K: kube::Resource>(
     shared: &Shared<P>,
     key: &str,
     obj: &K,
-    machines: Option<&Store<Machine>>,
+    machines: Option<&Store<CachedMachine>>,
 ) -> Result<Option<Action>, ReconcileError> {
     if !caches_synced(machines, &shared.clusters)? {
         tracing::debug!("caches not synced yet: trying again shortly");
@@ -157,9 +158,10 @@ pub(crate) struct ControllerOptions {
 pub(crate) struct Shared<P> {
     pub provider: P,
     pub client: Client,
-    pub machines: Store<Machine>,
+    /// Machines without their status (see [`crate::cache`]).
+    pub machines: Store<CachedMachine>,
     pub clusters: Store<Cluster>,
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
     pub options: ControllerOptions,
     pub versions: lookups::VersionCache,
     pub backoff: PerObjectBackoff,

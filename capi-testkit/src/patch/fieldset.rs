@@ -147,7 +147,7 @@ impl fmt::Display for PathElement {
 
 impl PathElement {
     /// The `FieldsV1` key of this element.
-    fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         match self {
             Self::Field(n) => format!("f:{n}"),
             Self::Key(keys) => {

@@ -6,8 +6,8 @@
 use serde_json::{Map, Value, json};
 
 use super::fieldset::{FieldSet, PathElement};
-use super::typed::Typed;
-use super::{FieldManager, FieldSchema, PatchError, WriteScope};
+use super::typed::{Typed, index_items, is_managed_fields};
+use super::{FieldManager, FieldSchema, ListSemantics, PatchError, WriteScope};
 
 /// What a manager did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,6 +67,11 @@ impl Entry {
     }
 
     fn encode(&self) -> Value {
+        self.encode_with(self.fields.to_fields_v1())
+    }
+
+    /// The entry's JSON with `fields_v1` (its fields, already encoded) as `fieldsV1`.
+    fn encode_with(&self, fields_v1: Value) -> Value {
         let mut m = Map::new();
         m.insert("manager".into(), json!(self.manager));
         m.insert("operation".into(), json!(self.operation.as_str()));
@@ -75,7 +80,7 @@ impl Entry {
             m.insert("time".into(), json!(t));
         }
         m.insert("fieldsType".into(), json!("FieldsV1"));
-        m.insert("fieldsV1".into(), self.fields.to_fields_v1());
+        m.insert("fieldsV1".into(), fields_v1);
         if !self.subresource.is_empty() {
             m.insert("subresource".into(), json!(self.subresource));
         }
@@ -193,24 +198,29 @@ fn same_entries(a: &ManagedFields, b: &ManagedFields) -> bool {
     a.entries.len() == b.entries.len() && a.entries.iter().all(|e| b.entries.contains(e))
 }
 
+/// The top-level fields no manager owns (type meta, and `metadata` itself).
+const SERVER_TOP: [&str; 3] = ["apiVersion", "kind", "metadata"];
+
+/// The server-owned fields of `metadata` no manager owns.
+const SERVER_META: [&str; 9] = [
+    "name",
+    "namespace",
+    "creationTimestamp",
+    "selfLink",
+    "uid",
+    "clusterName",
+    "generation",
+    "managedFields",
+    "resourceVersion",
+];
+
 /// Removes the fields no manager owns: type meta and server-owned metadata
 /// (`stripMetaManager`). In place, with the paths built once: every write records ownership.
 fn strip_server_fields_in(set: &mut FieldSet) {
     static PATHS: std::sync::LazyLock<Vec<Vec<PathElement>>> = std::sync::LazyLock::new(|| {
         let f = |n: &str| PathElement::Field(n.into());
-        let top = ["apiVersion", "kind", "metadata"].map(|t| vec![f(t)]);
-        let meta = [
-            "name",
-            "namespace",
-            "creationTimestamp",
-            "selfLink",
-            "uid",
-            "clusterName",
-            "generation",
-            "managedFields",
-            "resourceVersion",
-        ]
-        .map(|m| vec![f("metadata"), f(m)]);
+        let top = SERVER_TOP.map(|t| vec![f(t)]);
+        let meta = SERVER_META.map(|m| vec![f("metadata"), f(m)]);
         top.into_iter().chain(meta).collect()
     });
     for path in PATHS.iter() {
@@ -268,6 +278,9 @@ pub fn record_update(
     who: &FieldManager,
     schema: &dyn FieldSchema,
 ) {
+    if old.is_none() && record_create(new, who, schema).is_some() {
+        return;
+    }
     let (base, base_json) = base_for_update(old, new, who);
     let typed = Typed::new(schema);
     let empty = json!({});
@@ -299,6 +312,168 @@ pub fn record_update(
     }
     managed.drop_empty();
     managed.write(new, &base, base_json.as_ref());
+}
+
+/// Where a create's walk is: which fields are server-owned depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// The object's own fields.
+    Root,
+    /// The fields of `metadata`.
+    Meta,
+    /// Anything deeper (or list items).
+    Below,
+}
+
+/// Something the create walk does not reproduce exactly (list items that are distinct but
+/// compare equal): the general path decides.
+#[derive(Debug)]
+struct Fallback;
+
+/// [`record_update`] of a create whose request carries no managedFields to start from, the
+/// common case, straight from the object: a create's comparison adds every path of the
+/// object, so the writer's entry owns all of them but the server-owned ones, and those are
+/// encoded as `FieldsV1` in one walk, without building the comparison's field sets and the
+/// differences a write against a live object needs. `None` (nothing written) when the general
+/// path must decide.
+fn record_create(new: &mut Value, who: &FieldManager, schema: &dyn FieldSchema) -> Option<()> {
+    let starts_from_request = who.subresource.is_empty()
+        && matches!(new["metadata"].get("managedFields"), Some(Value::Array(a)) if !a.is_empty());
+    if starts_from_request || !new.is_object() {
+        return None;
+    }
+    let typed = Typed::new(schema);
+    let mut fields = Map::new();
+    created_fields(
+        &typed,
+        new,
+        &mut Vec::new(),
+        Level::Root,
+        who.scope,
+        &mut fields,
+    )
+    .ok()?;
+    let entry = (!fields.is_empty()).then(|| {
+        let api_version = if who.api_version.is_empty() {
+            new["apiVersion"].as_str().unwrap_or_default().to_owned()
+        } else {
+            who.api_version.clone()
+        };
+        Entry {
+            manager: who.manager.clone(),
+            operation: Operation::Update,
+            api_version,
+            subresource: who.subresource.clone(),
+            time: Some(who.time.clone()),
+            fields: FieldSet::new(),
+        }
+        .encode_with(Value::Object(fields))
+    });
+    if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+        match entry {
+            Some(e) => {
+                meta.insert("managedFields".into(), Value::Array(vec![e]));
+            }
+            None => {
+                meta.remove("managedFields");
+            }
+        }
+    }
+    Some(())
+}
+
+/// The `FieldsV1` of the paths below `v` that a create's writer owns, into `out`, in the order
+/// of structured-merge-diff's path elements (the order [`FieldSet::to_fields_v1`] writes).
+/// Mirrors [`Typed::compare`] against an absent value: maps (unless atomic or empty) and
+/// granular lists (unless some item cannot be keyed) have their members below them.
+fn created_fields(
+    typed: &Typed<'_>,
+    v: &Value,
+    spath: &mut Vec<String>,
+    level: Level,
+    scope: WriteScope,
+    out: &mut Map<String, Value>,
+) -> Result<(), Fallback> {
+    match v {
+        Value::Object(m) if !m.is_empty() && !typed.map_atomic(spath) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort_unstable();
+            for k in keys {
+                if is_managed_fields(spath, k) || (level == Level::Root && !scope.allows(k)) {
+                    continue;
+                }
+                let (server_owned, below) = match level {
+                    Level::Root => (
+                        SERVER_TOP.contains(&k.as_str()),
+                        if k == "metadata" {
+                            Level::Meta
+                        } else {
+                            Level::Below
+                        },
+                    ),
+                    Level::Meta => (SERVER_META.contains(&k.as_str()), Level::Below),
+                    Level::Below => (false, Level::Below),
+                };
+                let Some(child) = m.get(k.as_str()) else {
+                    continue;
+                };
+                spath.push(k.clone());
+                let node = created_node(typed, child, spath, below, scope, !server_owned);
+                spath.pop();
+                if let Some(node) = node? {
+                    out.insert(format!("f:{k}"), node);
+                }
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            let sem = typed.list(spath);
+            if sem == ListSemantics::Atomic {
+                return Ok(());
+            }
+            let Some((order, values)) = index_items(&sem, items) else {
+                return Ok(());
+            };
+            let mut pairs: Vec<(PathElement, &Value)> = order
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, pe)| values.get(&i).map(|item| (pe, *item)))
+                .collect();
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            if pairs.windows(2).any(|w| w[0].0.cmp(&w[1].0).is_eq()) {
+                return Err(Fallback);
+            }
+            for (pe, item) in pairs {
+                if let Some(node) = created_node(typed, item, spath, Level::Below, scope, true)? {
+                    out.insert(pe.encode(), node);
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The `FieldsV1` node of one path of a create (`None`: neither owned nor above owned paths).
+fn created_node(
+    typed: &Typed<'_>,
+    v: &Value,
+    spath: &mut Vec<String>,
+    level: Level,
+    scope: WriteScope,
+    member: bool,
+) -> Result<Option<Value>, Fallback> {
+    let mut inner = Map::new();
+    if member {
+        inner.insert(".".into(), Value::Object(Map::new()));
+    }
+    created_fields(typed, v, spath, level, scope, &mut inner)?;
+    if member && inner.len() == 1 {
+        // A leaf: `{}` rather than `{".": {}}`.
+        inner.clear();
+    } else if inner.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Value::Object(inner)))
 }
 
 #[cfg(test)]
@@ -343,6 +518,59 @@ mod tests {
             json!({"f:metadata": {"f:labels": {".": {}, "f:role": {}}},
                    "f:spec": {".": {}, "f:a": {}, "f:b": {".": {}, "f:c": {}}}})
         );
+    }
+
+    #[test]
+    fn creates_record_what_the_general_comparison_records() {
+        let objects = [
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"b": "2", "a": "1"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "managedFields": "junk"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "managedFields": [], "labels": {"z": "1", "a": "2"}}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "managedFields": [{}]}, "data": {}}),
+            json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                   "metadata": {"name": "x", "namespace": "n", "uid": "u", "finalizers": ["b", "a", "b"],
+                                "ownerReferences": [{"uid": "2", "name": "q"}, {"uid": "1", "kind": "K"}],
+                                "annotations": {}},
+                   "secrets": [{"name": "s2"}, {"name": "s1", "x": {"y": [1, 2]}}, {"name": "s2", "z": 1}],
+                   "spec": {"list": [{"a": 1}], "empty": [], "nested": {"deep": {"er": null}}},
+                   "status": {"phase": "Up", "conditions": [{"type": "A"}]}}),
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "x"},
+                   "secrets": [{"name": "s"}, {"noname": true}]}),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"},
+                   "status": {"conditions": [{"type": "B", "status": "True"}, {"type": "A"}]}}),
+            json!({"apiVersion": "v1", "kind": "X", "metadata": {"name": "x", "finalizers": [1, 1.0, "a"]}}),
+            json!({"apiVersion": "v1", "kind": "X", "metadata": [{"name": "x", "managedFields": 1}], "spec": 1}),
+            json!({"apiVersion": {"odd": 1}, "kind": "X", "metadata": {"name": {"odd": 1}}}),
+        ];
+        let schemas: [Box<dyn FieldSchema>; 3] = [
+            Box::new(Meta),
+            Box::new(crate::patch::BuiltinSchema::new("", "ServiceAccount")),
+            Box::new(crate::patch::BuiltinSchema::new("", "Namespace")),
+        ];
+        for obj in &objects {
+            for schema in &schemas {
+                for sub in ["", "status"] {
+                    for scope in [
+                        WriteScope::All,
+                        WriteScope::AllButStatus,
+                        WriteScope::StatusOnly,
+                    ] {
+                        let mut w = who("creator", sub);
+                        w.scope = scope;
+                        let (mut fast, mut general) = (obj.clone(), obj.clone());
+                        record_update(None, &mut fast, &w, &**schema);
+                        // Against an empty live object: the general comparison of a create.
+                        record_update(Some(&json!({})), &mut general, &w, &**schema);
+                        assert_eq!(
+                            fast.to_string(),
+                            general.to_string(),
+                            "{obj} {sub:?} {scope:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -39,7 +39,7 @@ fn refs(p: &[String]) -> Vec<&str> {
     p.iter().map(String::as_str).collect()
 }
 
-fn is_managed_fields(spath: &[String], key: &str) -> bool {
+pub(crate) fn is_managed_fields(spath: &[String], key: &str) -> bool {
     key == "managedFields" && spath.len() == 1 && spath[0] == "metadata"
 }
 
@@ -65,7 +65,7 @@ fn item_element(sem: &ListSemantics, item: &Value) -> Option<PathElement> {
 }
 
 /// The items of a list by path element, first occurrence kept, in list order.
-fn index_items<'v>(
+pub(crate) fn index_items<'v>(
     sem: &ListSemantics,
     list: &'v [Value],
 ) -> Option<(Vec<PathElement>, HashMap<usize, &'v Value>)> {
@@ -98,11 +98,11 @@ impl<'a> Typed<'a> {
         Self { schema }
     }
 
-    fn map_atomic(&self, spath: &[String]) -> bool {
+    pub(crate) fn map_atomic(&self, spath: &[String]) -> bool {
         !spath.is_empty() && self.schema.map_is_atomic(&refs(spath))
     }
 
-    fn list(&self, spath: &[String]) -> ListSemantics {
+    pub(crate) fn list(&self, spath: &[String]) -> ListSemantics {
         self.schema.list_semantics(&refs(spath))
     }
 

@@ -12,13 +12,15 @@
 //! # Ok(()) }
 //! ```
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-/// The live counters of a server.
+/// The live counters of a server, by method then resource (so that counting a request looks
+/// its keys up without allocating them).
 #[derive(Debug, Default)]
 pub struct RequestCounter {
-    counts: Mutex<BTreeMap<(String, String), u64>>,
+    counts: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
 }
 
 /// Request counts at one moment, by `(method, resource)`; the resource is the plural name
@@ -28,39 +30,54 @@ pub struct RequestCounts(pub BTreeMap<(String, String), u64>);
 
 /// The resource a request path names: `/api/v1/namespaces/ns/configmaps/x` → `configmaps`,
 /// `/apis/g/v/namespaces/ns/things/x/status` → `things/status`.
-fn resource_of(path: &str) -> String {
+fn resource_of(path: &str) -> Cow<'_, str> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let rest = match parts.as_slice() {
         ["api", _version, rest @ ..] => rest,
         ["apis", _group, _version, rest @ ..] => rest,
-        _ => return path.to_owned(),
+        _ => return Cow::Borrowed(path),
     };
     let rest = match rest {
         ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
         r => r,
     };
     match rest {
-        [plural] | [plural, _] => (*plural).to_owned(),
-        [plural, _, sub, ..] => format!("{plural}/{sub}"),
-        [] => path.to_owned(),
+        [plural] | [plural, _] => Cow::Borrowed(plural),
+        [plural, _, sub, ..] => Cow::Owned(format!("{plural}/{sub}")),
+        [] => Cow::Borrowed(path),
     }
 }
 
 impl RequestCounter {
     pub(crate) fn record(&self, method: &str, path: &str) {
+        let resource = resource_of(path);
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        *counts
-            .entry((method.to_owned(), resource_of(path)))
-            .or_default() += 1;
+        if !counts.contains_key(method) {
+            counts.insert(method.to_owned(), BTreeMap::new());
+        }
+        let Some(by_resource) = counts.get_mut(method) else {
+            return;
+        };
+        match by_resource.get_mut(resource.as_ref()) {
+            Some(n) => *n += 1,
+            None => {
+                by_resource.insert(resource.into_owned(), 1);
+            }
+        }
     }
 
     /// The counts so far.
     pub fn snapshot(&self) -> RequestCounts {
+        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         RequestCounts(
-            self.counts
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            counts
+                .iter()
+                .flat_map(|(method, by_resource)| {
+                    by_resource
+                        .iter()
+                        .map(|(resource, n)| ((method.clone(), resource.clone()), *n))
+                })
+                .collect(),
         )
     }
 }

@@ -59,9 +59,16 @@ impl StoredObject {
     pub fn new(obj: &Value) -> Self {
         let m = &obj["metadata"];
         let text = |v: &Value| Box::from(v.as_str().unwrap_or_default());
+        // Straight into bytes (not through `Display`'s formatter), in a buffer large enough for
+        // most objects so that it does not grow (and copy) step by step.
+        let mut json = Vec::with_capacity(4096);
+        if serde_json::to_writer(&mut json, obj).is_err() {
+            // A `Value` always serializes (its map keys are strings); never taken.
+            json = obj.to_string().into_bytes();
+        }
         Self {
             // Exactly as long as the JSON: the encoder's spare capacity would stay allocated.
-            json: Bytes::from(obj.to_string().into_bytes().into_boxed_slice()),
+            json: Bytes::from(json.into_boxed_slice()),
             api_version: text(&obj["apiVersion"]),
             kind: text(&obj["kind"]),
             uid: text(&m["uid"]),
@@ -115,6 +122,14 @@ pub struct WatchEvent {
     pub old: Option<Arc<StoredObject>>,
 }
 
+/// An event as the open watches are sent it: with the frame of the watchers that see the
+/// object as stored, encoded by the first of them and shared (not copied) by the others.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub(crate) event: Arc<WatchEvent>,
+    pub(crate) stored_frame: std::sync::OnceLock<Bytes>,
+}
+
 /// Work for the controllers inside the server (garbage collector, namespace controller).
 #[derive(Debug, Clone)]
 pub enum Housekeeping {
@@ -164,6 +179,8 @@ pub struct State {
 pub struct Store {
     state: Mutex<State>,
     events: broadcast::Sender<Arc<WatchEvent>>,
+    /// What the server's own watches read (same events, same capacity as `events`).
+    deliveries: broadcast::Sender<Arc<Delivery>>,
     housekeeping: mpsc::UnboundedSender<Housekeeping>,
 }
 
@@ -279,6 +296,7 @@ impl Store {
                 compacted_rv: start,
             }),
             events,
+            deliveries: broadcast::channel(65_536).0,
             housekeeping,
         });
         (store, rx)
@@ -292,6 +310,11 @@ impl Store {
     /// A new subscription to every event after the current resourceVersion.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<WatchEvent>> {
         self.events.subscribe()
+    }
+
+    /// [`Self::subscribe`], for the server's watches.
+    pub(crate) fn subscribe_deliveries(&self) -> broadcast::Receiver<Arc<Delivery>> {
+        self.deliveries.subscribe()
     }
 
     /// Schedules work for the in-server controllers.
@@ -313,6 +336,12 @@ impl Store {
             if let Some(e) = state.history.pop_front() {
                 state.compacted_rv = e.rv;
             }
+        }
+        if self.deliveries.receiver_count() > 0 {
+            let _ = self.deliveries.send(Arc::new(Delivery {
+                event: event.clone(),
+                stored_frame: std::sync::OnceLock::new(),
+            }));
         }
         let _ = self.events.send(event);
     }

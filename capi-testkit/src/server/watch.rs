@@ -17,7 +17,7 @@ use super::App;
 use super::errors::ApiError;
 use super::handlers::{Target, output};
 use super::selectors::{FieldSelector, LabelSelector};
-use super::store::{EventType, StoredObject, WatchEvent};
+use super::store::{Delivery, EventType, StoredObject, WatchEvent};
 
 /// How often a watch with bookmarks allowed gets one when nothing else happens.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
@@ -89,6 +89,20 @@ impl Filter {
         }
         let (kind, obj) = self.translate(e)?;
         Some(frame(kind, &obj))
+    }
+
+    /// [`Self::frame_for`] of a live event: the stored encoding's frame is made once per event
+    /// and shared by every watcher it reaches (a clone of `Bytes` is a reference count).
+    fn frame_for_delivery(&self, d: &Delivery) -> Option<Bytes> {
+        let e = &*d.event;
+        if self.applies(e) && self.sees_as_stored(&e.object) {
+            return Some(
+                d.stored_frame
+                    .get_or_init(|| stored_frame(e.type_.as_str(), e.object.json()))
+                    .clone(),
+            );
+        }
+        self.frame_for(e)
     }
 }
 
@@ -169,7 +183,7 @@ pub(crate) async fn serve(
     };
 
     // Subscribe before taking the snapshot so no event falls between them.
-    let rx = app.store.subscribe();
+    let rx = app.store.subscribe_deliveries();
     let mut first: Vec<Bytes> = Vec::new();
     let mut last_rv;
     if initial {
@@ -249,7 +263,7 @@ pub(crate) async fn serve(
 
 /// A watch after its first frames: live events, bookmarks, the timeout.
 struct Live {
-    rx: tokio::sync::broadcast::Receiver<Arc<WatchEvent>>,
+    rx: tokio::sync::broadcast::Receiver<Arc<Delivery>>,
     filter: Filter,
     last_rv: u64,
     bookmarks: bool,
@@ -271,10 +285,10 @@ impl Live {
                     return Some(bookmark(&self.filter.target, self.last_rv, false));
                 }
                 r = self.rx.recv() => match r {
-                    Ok(e) => {
-                        if e.rv <= self.last_rv { continue; }
-                        self.last_rv = e.rv;
-                        if let Some(f) = self.filter.frame_for(&e) {
+                    Ok(d) => {
+                        if d.event.rv <= self.last_rv { continue; }
+                        self.last_rv = d.event.rv;
+                        if let Some(f) = self.filter.frame_for_delivery(&d) {
                             return Some(f);
                         }
                     }

@@ -4,22 +4,55 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use axum::body::{Body, BodyDataStream};
 use axum::response::Response;
 use bytes::Bytes;
+use futures::task::AtomicWaker;
 use futures::{Future, Stream};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::Cut;
+
+/// The switch that cuts one watch. Its body checks it on every poll, so it is an atomic flag
+/// and a waker (registering is a pointer comparison once done), not a lock.
+#[derive(Debug, Default)]
+struct Switch {
+    cut: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Switch {
+    fn is_cut(&self) -> bool {
+        self.cut.load(Ordering::SeqCst)
+    }
+
+    /// Cuts the watch; `false` if it was already cut.
+    fn cut(&self) -> bool {
+        let first = !self.cut.swap(true, Ordering::SeqCst);
+        if first {
+            self.waker.wake();
+        }
+        first
+    }
+
+    /// Whether the watch is cut, waking `cx` when it is later.
+    fn poll_cut(&self, cx: &Context<'_>) -> bool {
+        self.is_cut() || {
+            self.waker.register(cx.waker());
+            // Checked again: a cut between the first check and the registration woke nobody.
+            self.is_cut()
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct Registry {
     next: u64,
     /// Resource (plural) and cut switch of every open watch.
-    open: HashMap<u64, (String, CancellationToken)>,
+    open: HashMap<u64, (String, Arc<Switch>)>,
 }
 
 /// The watches open right now.
@@ -37,9 +70,8 @@ impl OpenWatches {
     pub(super) fn cut(&self, resource: Option<&str>) -> usize {
         let reg = lock(&self.registry);
         let mut n = 0;
-        for (res, token) in reg.open.values() {
-            if !token.is_cancelled() && resource.is_none_or(|r| r == res) {
-                token.cancel();
+        for (res, switch) in reg.open.values() {
+            if resource.is_none_or(|r| r == res) && switch.cut() {
                 n += 1;
             }
         }
@@ -54,24 +86,24 @@ impl OpenWatches {
         lock(&self.registry)
             .open
             .values()
-            .filter(|(res, t)| !t.is_cancelled() && resource.is_none_or(|r| r == res))
+            .filter(|(res, s)| !s.is_cut() && resource.is_none_or(|r| r == res))
             .count()
     }
 
     /// The watch response `resp`, registered until its body is dropped and cut as `plan` says.
     pub(super) fn wrap(&self, resource: &str, plan: Option<Cut>, resp: Response) -> Response {
-        let token = CancellationToken::new();
+        let switch = Arc::new(Switch::default());
         let id = {
             let mut reg = lock(&self.registry);
             reg.next += 1;
             let id = reg.next;
-            reg.open.insert(id, (resource.to_owned(), token.clone()));
+            reg.open.insert(id, (resource.to_owned(), switch.clone()));
             id
         };
         let (parts, body) = resp.into_parts();
         let stream = CutStream {
             body: body.into_data_stream(),
-            cancelled: Box::pin(token.cancelled_owned()),
+            switch,
             deadline: match plan {
                 Some(Cut::After(d)) => Some(Box::pin(tokio::time::sleep(d))),
                 _ => None,
@@ -106,7 +138,7 @@ impl Drop for Registration {
 /// A watch body that can be cut.
 struct CutStream {
     body: BodyDataStream,
-    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    switch: Arc<Switch>,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Events still let through before the cut.
     events_left: Option<u32>,
@@ -157,7 +189,7 @@ impl Stream for CutStream {
         if this.done {
             return Poll::Ready(None);
         }
-        if this.cut_next || this.cancelled.as_mut().poll(cx).is_ready() {
+        if this.cut_next || this.switch.poll_cut(cx) {
             return this.cut();
         }
         if let Some(d) = this.deadline.as_mut()

@@ -1,8 +1,9 @@
 //! The API server's benchmarks, each beside etcd (the store under kube-apiserver) measured in
 //! the same run, the same way:
 //!
-//! 1. start-up: `TestEnv::builder().start()` until a first request answers (socket and in
-//!    process), against etcd's start until a first range read answers;
+//! 1. start-up: `TestEnv::builder().start()` until a first request answers (socket over HTTPS,
+//!    the default, socket over plain HTTP, and in process), against etcd's start until a first
+//!    range read answers;
 //! 2. throughput: creates of 1 KiB ConfigMaps and single-object GETs over HTTP/1.1, against
 //!    etcd puts of the same bytes and range reads of the same keys, both with `BENCH_CONNS`
 //!    (default 16) connections each running one request at a time;
@@ -147,7 +148,8 @@ fn spawn_server() -> ServerProc {
     let mut cmd = match server_binary() {
         Some(bin) => {
             let mut c = Command::new(bin);
-            c.args(["serve", "--port", "0", "--kubeconfig"])
+            // Plain HTTP, as the load driver (and etcd's plaintext baseline) speaks.
+            c.args(["serve", "--insecure-http", "--port", "0", "--kubeconfig"])
                 .arg(&kubeconfig);
             c
         }
@@ -191,7 +193,11 @@ fn server_url(kubeconfig: &str) -> Option<SocketAddr> {
 fn serve_self(kubeconfig: &Path) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let env = TestEnv::builder().start().await.unwrap();
+        let env = TestEnv::builder()
+            .insecure_http(true)
+            .start()
+            .await
+            .unwrap();
         let tmp = kubeconfig.with_extension("tmp");
         env.write_kubeconfig_to(&tmp).unwrap();
         std::fs::rename(&tmp, kubeconfig).unwrap();
@@ -510,11 +516,15 @@ fn ms(d: f64) -> String {
 
 async fn bench_startup(rows: &mut Vec<Row>, etcd_startup: Option<f64>) {
     let runs = env_usize("BENCH_STARTUPS", 50);
-    for in_process in [false, true] {
+    for (mode, in_process, insecure_http) in [
+        ("socket, HTTPS", false, false),
+        ("socket, plain HTTP", false, true),
+        ("in process", true, false),
+    ] {
         let mut samples = Vec::with_capacity(runs);
         for _ in 0..runs {
             let t = Instant::now();
-            let mut builder = TestEnv::builder();
+            let mut builder = TestEnv::builder().insecure_http(insecure_http);
             if in_process {
                 builder = builder.in_process();
             }
@@ -526,10 +536,7 @@ async fn bench_startup(rows: &mut Vec<Row>, etcd_startup: Option<f64>) {
         let s = sorted(samples);
         let (p50, p99) = (percentile(&s, 0.5), percentile(&s, 0.99));
         rows.push(Row {
-            name: format!(
-                "start-up to a ready client, {} ({runs} runs)",
-                if in_process { "in process" } else { "socket" }
-            ),
+            name: format!("start-up to a ready client, {mode} ({runs} runs)"),
             figure: format!("p50 {} / p99 {}", ms(p50), ms(p99)),
             target: "p99 < 20 ms".into(),
             baseline: etcd_startup.map_or("-".into(), ms),
@@ -678,10 +685,11 @@ async fn bench_throughput(rows: &mut Vec<Row>, etcd: Option<&Etcd>) {
 // ---------------------------------------------------------------------------------------------
 // 3. Watch delivery.
 
-/// The first `"resourceVersion":"N"` of a watch event line: the object's.
+/// The last `"resourceVersion":"N"` of a watch event line: the object's (the only one of these
+/// ConfigMaps; searched from the end, where `metadata` is, rather than through the payload).
 fn event_rv(line: &[u8]) -> Option<u64> {
     const KEY: &[u8] = b"\"resourceVersion\":\"";
-    let at = line.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let at = line.windows(KEY.len()).rposition(|w| w == KEY)? + KEY.len();
     let end = line[at..].iter().position(|b| *b == b'"')?;
     std::str::from_utf8(&line[at..at + end]).ok()?.parse().ok()
 }
@@ -754,24 +762,36 @@ async fn bench_watch(rows: &mut Vec<Row>, etcd: Option<&Etcd>) {
             let mut body = resp.into_body();
             let mut buf: Vec<u8> = Vec::new();
             let mut seen = Vec::with_capacity(writes);
+            // One deadline for the whole watch, not a timer per frame: the client's own work
+            // delays the next watcher's reading, on the cores the server runs on.
+            let deadline = tokio::time::sleep(gap * writes as u32 + Duration::from_secs(30));
+            let mut deadline = std::pin::pin!(deadline);
             while seen.len() < writes {
-                let next = tokio::time::timeout(Duration::from_secs(10), body.frame());
                 let frame = tokio::select! {
-                    f = next => f,
+                    f = body.frame() => f,
                     _ = &mut conn => break,
+                    () = &mut deadline => break,
                 };
-                let Ok(Some(Ok(frame))) = frame else {
+                let Some(Ok(frame)) = frame else {
                     break;
                 };
                 let Ok(data) = frame.into_data() else { continue };
                 let now = Instant::now();
-                buf.extend_from_slice(&data);
-                while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
-                    if let Some(rv) = event_rv(&buf[..nl]) {
+                // A chunk is usually whole lines: read them in place, keep only a partial one.
+                let mut rest: &[u8] = &data;
+                if !buf.is_empty() {
+                    buf.extend_from_slice(&data);
+                    rest = &buf;
+                }
+                let mut done = 0;
+                while let Some(nl) = rest[done..].iter().position(|b| *b == b'\n') {
+                    if let Some(rv) = event_rv(&rest[done..done + nl]) {
                         seen.push((rv, now));
                     }
-                    buf.drain(..=nl);
+                    done += nl + 1;
                 }
+                let partial = rest[done..].to_vec();
+                buf = partial;
             }
             drop(sender);
             seen

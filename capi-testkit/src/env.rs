@@ -1,6 +1,13 @@
 //! `TestEnv`: the fake API server on a free loopback port, a ready client and a kubeconfig,
 //! stopped on drop; or, for the fastest unit tests, a client with no socket at all.
 //!
+//! The socket serves HTTPS, as kube-apiserver (and envtest) do: a CA and a serving certificate
+//! for `localhost`, `127.0.0.1`, `::1` and the bound address are made at start
+//! ([`crate::server::tls`]), the kubeconfig carries the CA as `certificate-authority-data`, and
+//! the clients handed out trust it. So every client sends its bearer token (client-go sends none
+//! over plain HTTP), and a request without credentials is `system:anonymous`, as upstream.
+//! [`TestEnvBuilder::insecure_http`] serves plain HTTP instead.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,9 +39,11 @@ use tokio::task::JoinHandle;
 
 use crate::server::Server;
 pub use crate::server::auth::Identity;
+use crate::server::auth::Unauthenticated;
 use crate::server::auth::client as auth_client;
 use crate::server::faults::Faults;
 use crate::server::restart::{Restart, RestartError};
+use crate::server::tls::{ServingCert, TlsError};
 
 /// How long a restarted server's port stays closed.
 const RESTART_DOWNTIME: Duration = Duration::from_millis(100);
@@ -68,6 +77,9 @@ pub enum EnvError {
     /// The restarted server could not be set up.
     #[error("restart: {0}")]
     Restart(#[from] RestartError),
+    /// The serving certificate could not be made.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// Builds a [`TestEnv`].
@@ -78,6 +90,7 @@ pub struct TestEnvBuilder {
     in_process: bool,
     address: Option<SocketAddr>,
     enforce_rbac: bool,
+    insecure_http: bool,
 }
 
 impl TestEnvBuilder {
@@ -102,6 +115,28 @@ impl TestEnvBuilder {
     /// Listen here instead of 127.0.0.1 on a free port.
     pub fn address(mut self, address: SocketAddr) -> Self {
         self.address = Some(address);
+        self
+    }
+
+    /// Serve plain HTTP instead of HTTPS (off by default; no effect in process). As the
+    /// insecure port of old kube-apiservers: no certificate, and a request without credentials
+    /// is the administrator (client-go sends no token over plain HTTP, so identities other than
+    /// the administrator reach kubectl as impersonation: see [`TestEnv::kubeconfig_for`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use capi_testkit::env::TestEnv;
+    ///
+    /// let env = TestEnv::builder().insecure_http(true).start().await?;
+    /// assert!(env.url().is_some_and(|u| u.starts_with("http://")));
+    /// assert!(env.ca_pem().is_none());
+    /// env.client().apiserver_version().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn insecure_http(mut self, on: bool) -> Self {
+        self.insecure_http = on;
         self
     }
 
@@ -139,10 +174,11 @@ impl TestEnvBuilder {
             server.enable_rbac();
         }
         let admin_token = server.auth().admin_token().to_owned();
-        let (client, addr, task) = if self.in_process {
+        let (client, addr, task, tls) = if self.in_process {
             let router = server.router("in-process");
             (
                 auth_client::in_process(router, &admin_token, "default"),
+                None,
                 None,
                 None,
             )
@@ -153,19 +189,28 @@ impl TestEnvBuilder {
             )
             .await?;
             let addr = listener.local_addr()?;
-            let task = server.serve(listener);
-            let url = format!("http://{addr}")
-                .parse()
-                .map_err(|e: http::uri::InvalidUri| EnvError::Kubeconfig(e.to_string()))?;
-            // Without kube's retries: injected 429/503s must reach the test.
-            let client = auth_client::over_http(url, &admin_token, "default")?;
-            (client, Some(addr), Some(task))
+            let tls = if self.insecure_http {
+                None
+            } else {
+                // Upstream's secure port: whoever sends no credentials is anonymous.
+                server
+                    .auth()
+                    .set_unauthenticated(Unauthenticated::Anonymous);
+                Some(ServingCert::generate(&[addr.ip()])?)
+            };
+            let task = match &tls {
+                Some(cert) => server.serve_tls(listener, cert),
+                None => server.serve(listener),
+            };
+            let client = socket_client(addr, tls.as_ref(), &admin_token, "default")?;
+            (client, Some(addr), Some(task), tls)
         };
         let mut env = TestEnv {
             server,
             client,
             addr,
             task,
+            tls,
             kubeconfig_dir: None,
         };
         let mut crds = self.crds;
@@ -213,12 +258,37 @@ pub fn read_crds(path: &Path) -> Result<Vec<CustomResourceDefinition>, EnvError>
     Ok(out)
 }
 
+/// A client of the server at `addr` (HTTPS trusting `tls`'s CA, or plain HTTP) presenting
+/// `token`, default namespace `namespace`, without kube's retries (injected 429/503s must reach
+/// the test).
+fn socket_client(
+    addr: SocketAddr,
+    tls: Option<&ServingCert>,
+    token: &str,
+    namespace: &str,
+) -> Result<Client, EnvError> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url: http::Uri = format!("{scheme}://{addr}")
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| EnvError::Kubeconfig(e.to_string()))?;
+    let Some(cert) = tls else {
+        return Ok(auth_client::over_http(url, token, namespace)?);
+    };
+    let mut config = kube::Config::new(url);
+    config.default_retry = false;
+    config.default_namespace = namespace.to_owned();
+    config.auth_info.token = Some(token.to_owned().into());
+    config.root_cert = Some(vec![cert.ca_der().to_vec()]);
+    Ok(Client::try_from(config)?)
+}
+
 /// A running fake API server with a client; stopped on drop.
 pub struct TestEnv {
     server: Server,
     client: Client,
     addr: Option<SocketAddr>,
     task: Option<JoinHandle<()>>,
+    tls: Option<ServingCert>,
     kubeconfig_dir: Option<PathBuf>,
 }
 
@@ -226,6 +296,7 @@ impl std::fmt::Debug for TestEnv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestEnv")
             .field("addr", &self.addr)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -290,14 +361,47 @@ impl TestEnv {
                 Err(e) => return Err(e.into()),
             }
         };
-        self.task = Some(self.server.serve(listener));
+        // The same certificate: clients and kubeconfigs keep trusting the server.
+        self.task = Some(match &self.tls {
+            Some(cert) => self.server.serve_tls(listener, cert),
+            None => self.server.serve(listener),
+        });
         tracing::info!(%addr, ?how, "server restarted");
         Ok(())
     }
 
-    /// `http://127.0.0.1:PORT` (`None` in process).
+    /// `https://127.0.0.1:PORT` (`http://` with [`TestEnvBuilder::insecure_http`]; `None` in
+    /// process).
     pub fn url(&self) -> Option<String> {
-        self.addr.map(|a| format!("http://{a}"))
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        self.addr.map(|a| format!("{scheme}://{a}"))
+    }
+
+    /// The PEM-encoded CA certificate the server's certificate is signed by (`None` over plain
+    /// HTTP and in process): what the kubeconfig carries as `certificate-authority-data`, for
+    /// clients built by hand.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use capi_testkit::env::TestEnv;
+    ///
+    /// let env = TestEnv::start().await?;
+    /// let mut config = kube::Config::new(env.url().unwrap_or_default().parse()?);
+    /// config.root_cert = env.ca_der().map(|der| vec![der.to_vec()]);
+    /// // No token: anonymous, who may read the version (and, without RBAC, anything).
+    /// kube::Client::try_from(config)?.apiserver_version().await?;
+    /// assert!(env.ca_pem().is_some_and(|pem| pem.contains("BEGIN CERTIFICATE")));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(ServingCert::ca_pem)
+    }
+
+    /// The CA certificate, DER-encoded (for `kube::Config::root_cert`); see [`TestEnv::ca_pem`].
+    pub fn ca_der(&self) -> Option<&[u8]> {
+        self.tls.as_ref().map(ServingCert::ca_der)
     }
 
     /// A client acting as `identity` (namespace `default`, or the ServiceAccount's): its
@@ -318,27 +422,25 @@ impl TestEnv {
                 &token,
                 namespace,
             )),
-            Some(addr) => {
-                let url = format!("http://{addr}")
-                    .parse()
-                    .map_err(|e: http::uri::InvalidUri| EnvError::Kubeconfig(e.to_string()))?;
-                Ok(auth_client::over_http(url, &token, namespace)?)
-            }
+            Some(addr) => socket_client(addr, self.tls.as_ref(), &token, namespace),
         }
     }
 
     /// A kubeconfig acting as `identity` (context and user named after it; namespace
-    /// `default`, or the ServiceAccount's). It carries the identity's bearer token, which kube-rs
-    /// sends, and `as`/`as-groups`, which client-go (kubectl, controller-runtime) sends as
-    /// impersonation headers instead: client-go reads tokens only for TLS, and a request
-    /// without credentials is the administrator, who may impersonate (see
-    /// [`crate::server::auth`]). Both are authorized as `identity`.
+    /// `default`, or the ServiceAccount's). Over HTTPS (the default) it carries the identity's
+    /// bearer token, as a kubeconfig for kube-apiserver would, which every client sends.
+    /// Over plain HTTP ([`TestEnvBuilder::insecure_http`]) it carries `as`/`as-groups` too,
+    /// which client-go (kubectl, controller-runtime) sends as impersonation headers instead of
+    /// the token it reads only for TLS: a request without credentials is then the
+    /// administrator, who may impersonate (see [`crate::server::auth`]). Either way requests
+    /// are authorized as `identity`.
     pub fn kubeconfig_for(&self, identity: &Identity) -> Kubeconfig {
         let token = self.server.auth().tokens().issue(identity);
         let namespace = identity
             .as_service_account()
             .map_or("default", |(ns, _)| ns);
-        self.kubeconfig_with(identity.name(), &token, namespace, Some(identity))
+        let act_as = self.tls.is_none().then_some(identity);
+        self.kubeconfig_with(identity.name(), &token, namespace, act_as)
     }
 
     /// Writes [`TestEnv::kubeconfig_for`] to `path`.
@@ -381,7 +483,8 @@ impl TestEnv {
         Ok(path)
     }
 
-    /// The kubeconfig, in memory: the administrator's (`system:masters`), with its token.
+    /// The kubeconfig, in memory: the administrator's (`system:masters`), with its token and,
+    /// over HTTPS, the CA (`certificate-authority-data`).
     pub fn kubeconfig(&self) -> Kubeconfig {
         self.kubeconfig_with(
             "capi-testkit",
@@ -398,12 +501,17 @@ impl TestEnv {
         namespace: &str,
         act_as: Option<&Identity>,
     ) -> Kubeconfig {
+        use base64::Engine as _;
         let server = self.url().unwrap_or_default();
+        let ca = self
+            .ca_pem()
+            .map(|pem| base64::engine::general_purpose::STANDARD.encode(pem));
         Kubeconfig {
             clusters: vec![NamedCluster {
                 name: "capi-testkit".into(),
                 cluster: Some(Cluster {
                     server: Some(server),
+                    certificate_authority_data: ca,
                     ..Cluster::default()
                 }),
                 other: Default::default(),

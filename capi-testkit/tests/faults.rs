@@ -125,7 +125,12 @@ async fn a_reflector_keeps_up_when_every_watch_is_cut_after_two_events() {
 
 #[tokio::test]
 async fn cutting_open_watches_drops_them_mid_stream() {
-    let env = TestEnv::start().await.unwrap();
+    // `raw_watch` speaks plain HTTP on the socket.
+    let env = TestEnv::builder()
+        .insecure_http(true)
+        .start()
+        .await
+        .unwrap();
     let api: Api<ConfigMap> = Api::namespaced(env.client(), "default");
     create(&env, "a").await;
     let mut stream = api
@@ -195,7 +200,12 @@ async fn raw_watch(env: &TestEnv, then: impl FnOnce()) -> (String, Duration) {
 
 #[tokio::test]
 async fn a_watch_cut_after_a_delay_drops_on_time_and_only_once() {
-    let env = TestEnv::start().await.unwrap();
+    // `raw_watch` speaks plain HTTP on the socket.
+    let env = TestEnv::builder()
+        .insecure_http(true)
+        .start()
+        .await
+        .unwrap();
     env.faults().add(
         FaultRule::new(Fault::CutWatch(Cut::After(Duration::from_millis(300))))
             .resource("configmaps")

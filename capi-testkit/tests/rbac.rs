@@ -410,7 +410,14 @@ async fn aggregated_cluster_roles_grant_the_rules_of_the_roles_they_select() {
 
 #[tokio::test]
 async fn unknown_tokens_get_401_and_requests_without_one_are_anonymous_if_asked() {
-    let env = rbac_env().await;
+    // Plain HTTP: over HTTPS (the default) a request without credentials is anonymous from the
+    // start (tests/tls.rs).
+    let env = TestEnv::builder()
+        .enforce_rbac(true)
+        .insecure_http(true)
+        .start()
+        .await
+        .unwrap();
     // Without credentials: the administrator by default (client-go sends none over HTTP).
     let url: http::Uri = env.url().unwrap().parse().unwrap();
     let no_token = Client::try_from(Config::new(url)).unwrap();

@@ -15,7 +15,7 @@ fn spec_schema() -> Value {
     json!({
         "type": "object",
         "required": ["mode"],
-        "x-kubernetes-validations": [{"rule": "self.replicas <= 5 || self.mode == 'B'"}],
+        "x-kubernetes-validations": [{"rule": "!has(self.replicas) || self.replicas <= 5 || self.mode == 'B'"}],
         "properties": {
             "name": {"type": "string", "maxLength": 5, "pattern": "^[a-z]+$"},
             "replicas": {"type": "integer", "minimum": 1, "maximum": 10},
@@ -216,6 +216,27 @@ async fn non_blocking_errors_do_not_add_the_cel_cause_and_valid_objects_are_crea
     );
     let (code, body) = send(&env, "POST", WIDGETS, "application/json", &good).await;
     assert_eq!(code, 201, "{body}");
+    // Structurally valid, so the CEL rule runs (and fails): worded as cel-go's default message.
+    let (code, body) = send(
+        &env,
+        "POST",
+        WIDGETS,
+        "application/json",
+        &widget("w4", json!({"mode": "A", "replicas": 7})),
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert_eq!(
+        body,
+        invalid(
+            "w4",
+            &[(
+                "spec",
+                "FieldValueInvalid",
+                "Invalid value: \"object\": failed rule: !has(self.replicas) || self.replicas <= 5 || self.mode == 'B'"
+            )]
+        )
+    );
 }
 
 #[tokio::test]

@@ -2,12 +2,15 @@
 //!
 //! - `capi-testkit serve --port 0 --kubeconfig PATH [--crds DIR]...` binds 127.0.0.1 (another
 //!   address only with `--address`), installs the CRDs, writes the kubeconfig once it serves,
-//!   logs its URL and stops cleanly on SIGINT/SIGTERM. `--rbac` enforces RBAC from the stored
+//!   logs its URL and stops cleanly on SIGINT/SIGTERM. It serves HTTPS, as kube-apiserver: a CA
+//!   and a serving certificate (for `localhost`, `127.0.0.1`, `::1` and `--address`) are made at
+//!   start and the kubeconfigs carry the CA (`certificate-authority-data`); `--insecure-http`
+//!   serves plain HTTP instead. `--rbac` enforces RBAC from the stored
 //!   Roles, ClusterRoles and bindings (the `--kubeconfig` one stays all-powerful, in
 //!   `system:masters`); `--kubeconfig-for-serviceaccount NS/NAME=PATH` and
 //!   `--kubeconfig-for-user NAME=PATH` (repeatable) write kubeconfigs that act as that
-//!   ServiceAccount or user (a bearer token for kube-rs, `as:` for client-go, which sends no
-//!   token over plain HTTP), e.g. to run a provider with only its generated ClusterRole:
+//!   ServiceAccount or user (its bearer token; with `--insecure-http` also `as:`, since client-go
+//!   sends no token over plain HTTP), e.g. to run a provider with only its generated ClusterRole:
 //!
 //!   ```text
 //!   capi-testkit serve --rbac --kubeconfig admin.kubeconfig --crds config/crd \
@@ -69,6 +72,10 @@ enum Command {
         /// Enforce RBAC (the `--kubeconfig` identity is in `system:masters` and may do anything).
         #[arg(long)]
         rbac: bool,
+        /// Serve plain HTTP instead of HTTPS (requests without credentials then act as the
+        /// administrator, as an old kube-apiserver's insecure port).
+        #[arg(long)]
+        insecure_http: bool,
         /// `NS/NAME=PATH`: write a kubeconfig for the ServiceAccount NS/NAME to PATH (repeatable).
         #[arg(long, value_name = "NS/NAME=PATH", value_parser = parse_serviceaccount_kubeconfig)]
         kubeconfig_for_serviceaccount: Vec<(Identity, PathBuf)>,
@@ -135,6 +142,7 @@ async fn main() -> ExitCode {
             kubeconfig,
             crds,
             rbac,
+            insecure_http,
             kubeconfig_for_serviceaccount,
             kubeconfig_for_user,
             faults,
@@ -142,7 +150,8 @@ async fn main() -> ExitCode {
         } => {
             let mut builder = TestEnv::builder()
                 .address(SocketAddr::new(address, port))
-                .enforce_rbac(rbac);
+                .enforce_rbac(rbac)
+                .insecure_http(insecure_http);
             for c in crds {
                 builder = builder.crd_path(c);
             }

@@ -238,12 +238,20 @@ fn is_duration(s: &str) -> bool {
 
 /// Go's `time.ParseDuration` succeeds.
 fn go_parse_duration(s: &str) -> bool {
-    let s = s.strip_prefix(['-', '+']).unwrap_or(s);
+    go_duration_nanos(s).is_some()
+}
+
+/// Go's `time.ParseDuration`: the duration in nanoseconds, or `None` if `s` is not one.
+pub(super) fn go_duration_nanos(s: &str) -> Option<i64> {
+    let (negative, s) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
     if s == "0" {
-        return true;
+        return Some(0);
     }
     if s.is_empty() {
-        return false;
+        return None;
     }
     let mut rest = s;
     let mut total = 0f64;
@@ -258,7 +266,7 @@ fn go_parse_duration(s: &str) -> bool {
             None => ("", after),
         };
         if int.is_empty() && frac.is_empty() {
-            return false;
+            return None;
         }
         let unit_len = after
             .char_indices()
@@ -272,18 +280,19 @@ fn go_parse_duration(s: &str) -> bool {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            _ => return false,
+            _ => return None,
         };
         let value: f64 = format!("{}.{}", if int.is_empty() { "0" } else { int }, frac)
             .parse()
             .unwrap_or(f64::INFINITY);
         total += value * nanos;
         if total > 9.223_372_036_854_776e18 {
-            return false;
+            return None;
         }
         rest = after;
     }
-    true
+    let total = total.round() as i64;
+    Some(if negative { -total } else { total })
 }
 
 /// `net.ParseCIDR(s)` succeeds.

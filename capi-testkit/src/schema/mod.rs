@@ -3,9 +3,11 @@
 //!
 //! See [`StructuralSchema`] for what is implemented. The modules follow upstream's split:
 //! `values` is kube-openapi's value validation, `listtype` the list-type invariants, `embedded`
-//! the embedded-resource checks, `formats` the string formats, `field_error` and `gofmt` the
-//! wording of errors.
+//! the embedded-resource checks, `formats` the string formats, `cel` the CEL rules
+//! (`x-kubernetes-validations`, apiextensions-apiserver's `schema/cel`), `field_error` and
+//! `gofmt` the wording of errors.
 
+mod cel;
 mod embedded;
 mod field_error;
 mod formats;
@@ -15,6 +17,8 @@ mod node;
 mod values;
 
 #[cfg(test)]
+mod cel_tests;
+#[cfg(test)]
 mod tests;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps;
@@ -22,6 +26,7 @@ use serde_json::Value;
 
 use crate::patch::{FieldSchema, ListSemantics};
 
+pub use cel::{PER_CALL_LIMIT, RUNTIME_BUDGET, RuleError};
 pub use field_error::{FieldError, FieldErrorType, invalid_message};
 pub use meta::validate_object_meta;
 use node::Node;
@@ -32,6 +37,26 @@ pub enum SchemaError {
     /// The schema is not structural (kube-apiserver refuses such CRDs).
     #[error("schema is not structural: {0}")]
     NotStructural(String),
+    /// Some `x-kubernetes-validations` rules do not compile (or are otherwise invalid): the
+    /// causes of the CRD write's 422, with fields below `openAPIV3Schema`.
+    #[error("invalid x-kubernetes-validations: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join(", "))]
+    InvalidRules(Vec<RuleError>),
+}
+
+impl SchemaError {
+    /// The 422 causes of the CRD write, as `(field, reason, message)`, with fields relative to
+    /// the version's `openAPIV3Schema` (empty for the schema as a whole).
+    pub fn causes(self) -> Vec<(String, &'static str, String)> {
+        match self {
+            Self::InvalidRules(errors) => errors
+                .into_iter()
+                .map(|e| (e.field, e.reason, e.message))
+                .collect(),
+            other @ Self::NotStructural(_) => {
+                vec![(String::new(), "FieldValueInvalid", other.to_string())]
+            }
+        }
+    }
 }
 
 /// The detail of the cause kube-apiserver adds when it skipped the CEL rules
@@ -84,10 +109,15 @@ impl<'a> WriteContext<'a> {
 ///   kube-apiserver checks, and `allOf`/`anyOf`/`oneOf`/`not`;
 /// - `x-kubernetes-list-type: set|map` uniqueness and `x-kubernetes-embedded-resource` checks;
 /// - validation ratcheting on update ([`WriteContext::update`]);
-/// - the cause kube-apiserver adds when it skips CEL rules ([`CEL_SKIPPED`]).
+/// - CEL rules (`x-kubernetes-validations`: `rule`, `message`, `messageExpression`, `reason`,
+///   `fieldPath`, `optionalOldSelf`, transition rules with `oldSelf`), compiled once here and
+///   evaluated with the `cel` crate after the structural checks, and the cause kube-apiserver
+///   adds instead when a blocking error skips them ([`CEL_SKIPPED`]).
 ///
-/// Not implemented: CEL rules themselves (`x-kubernetes-validations` are never evaluated, so an
-/// object that breaks only CEL rules is accepted).
+/// Not implemented: cel-go's type checking (type errors surface at evaluation) and the
+/// Kubernetes CEL libraries beyond the standard library and the strings extension (no
+/// `quantity`, `url`, `ip`, `cidr`, `semver`, `format`, or the lists helpers such as
+/// `isSorted`/`sum`); the cost limits are estimated, not metered (see [`PER_CALL_LIMIT`]).
 #[derive(Debug, Clone)]
 pub struct StructuralSchema {
     raw: JSONSchemaProps,
@@ -112,12 +142,21 @@ impl StructuralSchema {
     ///
     /// # Errors
     ///
-    /// None yet: structural-schema checks are not implemented, and a `pattern` that does not
-    /// compile is reported when objects are validated, as kube-openapi reports it.
+    /// [`SchemaError::InvalidRules`] if a CEL rule (or `messageExpression`) does not compile.
+    /// Structural-schema checks are not implemented, and a `pattern` that does not compile is
+    /// reported when objects are validated, as kube-openapi reports it.
     pub fn compile(schema: &JSONSchemaProps) -> Result<Self, SchemaError> {
+        let mut root = Node::compile(schema);
+        if root.has_cel {
+            let mut errors = Vec::new();
+            cel::attach(&mut root, schema, "", &mut errors);
+            if !errors.is_empty() {
+                return Err(SchemaError::InvalidRules(errors));
+            }
+        }
         Ok(Self {
             raw: schema.clone(),
-            root: Node::compile(schema),
+            root,
         })
     }
 
@@ -231,8 +270,8 @@ impl StructuralSchema {
 
     /// Validates an object (after defaulting and pruning) for a write, returning the causes of
     /// kube-apiserver's 422 in its order: OpenAPI value errors, embedded-resource errors,
-    /// list-type duplicates, then the CEL-skipped cause if the schema has CEL rules and one of
-    /// the errors blocks them.
+    /// list-type duplicates, then either the CEL rules' errors or, if one of the errors blocks
+    /// them, the CEL-skipped cause.
     pub fn validate_write(&self, obj: &Value, ctx: WriteContext<'_>) -> Vec<FieldError> {
         let mut out = values::Outcome::default();
         if ctx.status {
@@ -273,7 +312,8 @@ impl StructuralSchema {
                     CEL_SKIPPED,
                 ));
             } else {
-                tracing::debug!("x-kubernetes-validations rules are not evaluated by this server");
+                let mut budget = cel::Budget::default();
+                cel::validate(&self.root, obj, ctx.old, "", true, &mut budget, &mut errors);
             }
         }
         errors

@@ -74,6 +74,10 @@ pub(super) struct Node {
     pub map_type_atomic: bool,
     /// `x-kubernetes-validations` rules on this node or any node below it.
     pub has_cel: bool,
+    /// The `format` as written, for CEL's conversion of `duration`/`date`/`date-time`/`byte`.
+    pub raw_format: Option<String>,
+    /// The compiled `x-kubernetes-validations` of this node (filled by `cel::attach`).
+    pub cel_rules: super::cel::Rules,
 }
 
 impl Node {
@@ -137,6 +141,8 @@ impl Node {
                 .x_kubernetes_validations
                 .as_ref()
                 .is_some_and(|v| !v.is_empty()),
+            raw_format: p.format.clone(),
+            cel_rules: super::cel::Rules::default(),
         };
         let below = node.children().any(|c| c.has_cel);
         node.has_cel |= below;

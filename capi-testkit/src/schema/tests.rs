@@ -431,10 +431,13 @@ fn cel_rules_are_reported_as_skipped_after_blocking_errors_only() {
             &format!("<nil>: Invalid value: null: {CEL_SKIPPED}"),
         ]
     );
-    // A pattern failure does not block CEL rules (and they are not evaluated here).
+    // A pattern failure does not block CEL rules: they are evaluated after it.
     assert_eq!(
         check(&s, json!({"a": "A"})),
-        ["spec.a: Invalid value: \"A\": spec.a in body should match '^[a-z]+$'"]
+        [
+            "spec.a: Invalid value: \"A\": spec.a in body should match '^[a-z]+$'",
+            "spec: Invalid value: \"object\": failed rule: self.a == 'x'"
+        ]
     );
 }
 

@@ -40,6 +40,7 @@ pub mod restart;
 pub mod selectors;
 pub mod store;
 mod table;
+pub mod tls;
 mod watch;
 
 use std::sync::Arc;
@@ -186,9 +187,27 @@ impl Server {
         Router::new().fallback(handlers::dispatch).with_state(app)
     }
 
-    /// Serves on `listener` until the returned task is aborted; then every connection it
-    /// accepted (open watches included) drops too.
+    /// Serves plain HTTP on `listener` until the returned task is aborted; then every
+    /// connection it accepted (open watches included) drops too.
     pub fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
+        self.serve_with(listener, None)
+    }
+
+    /// Serves HTTPS with `cert` on `listener` until the returned task is aborted; then every
+    /// connection it accepted (open watches included) drops too. See [`tls`] for an example.
+    pub fn serve_tls(
+        &self,
+        listener: tokio::net::TcpListener,
+        cert: &tls::ServingCert,
+    ) -> tokio::task::JoinHandle<()> {
+        self.serve_with(listener, Some(cert.acceptor()))
+    }
+
+    fn serve_with(
+        &self,
+        listener: tokio::net::TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> tokio::task::JoinHandle<()> {
         let address = listener
             .local_addr()
             .map(|a| a.to_string())
@@ -198,7 +217,11 @@ impl Server {
         let listener = connections::Cuttable::new(listener, stop.clone());
         tokio::spawn(async move {
             let _stop_connections = stop.drop_guard();
-            if let Err(e) = axum::serve(listener, router).await {
+            let served = match tls {
+                Some(acceptor) => tls::serve(listener, acceptor, router).await,
+                None => axum::serve(listener, router).await,
+            };
+            if let Err(e) = served {
                 tracing::error!(error = %e, "API server stopped");
             }
         })

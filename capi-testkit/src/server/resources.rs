@@ -312,16 +312,20 @@ pub fn from_crd(crd: &Value) -> Result<Resource, Vec<(String, &'static str, Stri
     {
         let schema = match v.get("schema").and_then(|s| s.get("openAPIV3Schema")) {
             Some(s) => match serde_json::from_value(s.clone())
-                .map_err(|e| e.to_string())
-                .and_then(|p| StructuralSchema::compile(&p).map_err(|e| e.to_string()))
+                .map_err(|e| vec![(String::new(), "FieldValueInvalid", e.to_string())])
+                .and_then(|p| StructuralSchema::compile(&p).map_err(|e| e.causes()))
             {
                 Ok(c) => Some(c),
-                Err(e) => {
-                    errors.push((
-                        format!("spec.versions[{i}].schema.openAPIV3Schema"),
-                        "FieldValueInvalid",
-                        e,
-                    ));
+                Err(causes) => {
+                    let at = format!("spec.versions[{i}].schema.openAPIV3Schema");
+                    errors.extend(causes.into_iter().map(|(f, reason, message)| {
+                        let field = if f.is_empty() {
+                            at.clone()
+                        } else {
+                            format!("{at}.{f}")
+                        };
+                        (field, reason, message)
+                    }));
                     None
                 }
             },

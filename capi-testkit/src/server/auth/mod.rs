@@ -17,7 +17,9 @@
 //! (which kube-rs sends) *and* `as`/`as-groups` (which client-go turns into impersonation
 //! headers, honoured because the requester is the administrator). Either way the request is
 //! authorized as that identity. [`Unauthenticated::Anonymous`] gives upstream's secure-port
-//! behaviour instead (`system:anonymous` in `system:unauthenticated`).
+//! behaviour instead (`system:anonymous` in `system:unauthenticated`): that is what
+//! [`TestEnv`](crate::env::TestEnv) and `capi-testkit serve` choose when they serve HTTPS (their
+//! default), where client-go does send tokens, and their kubeconfigs then carry the token alone.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

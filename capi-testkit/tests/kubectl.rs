@@ -309,51 +309,15 @@ async fn kubectl_imperative_creates_send_protobuf_and_read_back_as_asked() {
 
     let c = env.client();
     let got: Vec<serde_json::Value> = vec![
-        serde_json::to_value(Api::<Namespace>::all(c.clone()).get("pbns").await.unwrap()).unwrap(),
-        serde_json::to_value(
-            Api::<ConfigMap>::namespaced(c.clone(), "pbns")
-                .get("cm1")
-                .await
-                .unwrap(),
-        )
-        .unwrap(),
-        serde_json::to_value(
-            Api::<Secret>::namespaced(c.clone(), "pbns")
-                .get("s1")
-                .await
-                .unwrap(),
-        )
-        .unwrap(),
-        serde_json::to_value(
-            Api::<ServiceAccount>::namespaced(c.clone(), "pbns")
-                .get("sa1")
-                .await
-                .unwrap(),
-        )
-        .unwrap(),
-        serde_json::to_value(
-            Api::<Role>::namespaced(c.clone(), "pbns")
-                .get("r1")
-                .await
-                .unwrap(),
-        )
-        .unwrap(),
-        serde_json::to_value(
-            Api::<RoleBinding>::namespaced(c.clone(), "pbns")
-                .get("rb1")
-                .await
-                .unwrap(),
-        )
-        .unwrap(),
-        serde_json::to_value(Api::<ClusterRole>::all(c.clone()).get("cr1").await.unwrap()).unwrap(),
-        serde_json::to_value(Api::<ClusterRole>::all(c.clone()).get("agg").await.unwrap()).unwrap(),
-        serde_json::to_value(
-            Api::<ClusterRoleBinding>::all(c.clone())
-                .get("crb1")
-                .await
-                .unwrap(),
-        )
-        .unwrap(),
+        stored(Api::<Namespace>::all(c.clone()), "pbns").await,
+        stored(Api::<ConfigMap>::namespaced(c.clone(), "pbns"), "cm1").await,
+        stored(Api::<Secret>::namespaced(c.clone(), "pbns"), "s1").await,
+        stored(Api::<ServiceAccount>::namespaced(c.clone(), "pbns"), "sa1").await,
+        stored(Api::<Role>::namespaced(c.clone(), "pbns"), "r1").await,
+        stored(Api::<RoleBinding>::namespaced(c.clone(), "pbns"), "rb1").await,
+        stored(Api::<ClusterRole>::all(c.clone()), "cr1").await,
+        stored(Api::<ClusterRole>::all(c.clone()), "agg").await,
+        stored(Api::<ClusterRoleBinding>::all(c.clone()), "crb1").await,
     ];
     assert_eq!(got[1]["binaryData"]["blob"], "AP9ub3QgdXRmLTg=");
     assert_eq!(got[1]["data"], serde_json::json!({"a": "b", "c": ""}));
@@ -415,4 +379,12 @@ async fn protobuf_bodies_for_custom_resources_get_415_and_malformed_ones_400() {
         );
         assert_eq!(code, 400, "{message}");
     }
+}
+
+/// An object as the server stores it, read back through kube-rs, as JSON.
+async fn stored<K>(api: kube::Api<K>, name: &str) -> serde_json::Value
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    serde_json::to_value(api.get(name).await.unwrap()).unwrap()
 }

@@ -125,9 +125,16 @@ pub struct WatchEvent {
 /// An event as the open watches are sent it: with the frame of the watchers that see the
 /// object as stored, encoded by the first of them and shared (not copied) by the others.
 #[derive(Debug)]
-pub(crate) struct Delivery {
+pub struct Delivery {
     pub(crate) event: Arc<WatchEvent>,
     pub(crate) stored_frame: std::sync::OnceLock<Bytes>,
+}
+
+impl Delivery {
+    /// The change itself.
+    pub fn event(&self) -> &WatchEvent {
+        &self.event
+    }
 }
 
 /// Work for the controllers inside the server (garbage collector, namespace controller).
@@ -178,8 +185,7 @@ pub struct State {
 #[derive(Debug)]
 pub struct Store {
     state: Mutex<State>,
-    events: broadcast::Sender<Arc<WatchEvent>>,
-    /// What the server's own watches read (same events, same capacity as `events`).
+    /// Every change, to the open watches.
     deliveries: broadcast::Sender<Arc<Delivery>>,
     housekeeping: mpsc::UnboundedSender<Housekeeping>,
 }
@@ -282,7 +288,6 @@ fn finalizers(obj: &Value) -> Vec<String> {
 impl Store {
     /// An empty store with the built-in kinds; `history_cap` events are kept for watches.
     pub fn new(history_cap: usize) -> (Arc<Self>, mpsc::UnboundedReceiver<Housekeeping>) {
-        let (events, _) = broadcast::channel(65_536);
         let (housekeeping, rx) = mpsc::unbounded_channel();
         // Start high so that a client outliving a restart gets 410s instead of silence.
         let start = 1000;
@@ -295,7 +300,6 @@ impl Store {
                 history_cap,
                 compacted_rv: start,
             }),
-            events,
             deliveries: broadcast::channel(65_536).0,
             housekeeping,
         });
@@ -308,12 +312,7 @@ impl Store {
     }
 
     /// A new subscription to every event after the current resourceVersion.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<WatchEvent>> {
-        self.events.subscribe()
-    }
-
-    /// [`Self::subscribe`], for the server's watches.
-    pub(crate) fn subscribe_deliveries(&self) -> broadcast::Receiver<Arc<Delivery>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Delivery>> {
         self.deliveries.subscribe()
     }
 
@@ -339,11 +338,10 @@ impl Store {
         }
         if self.deliveries.receiver_count() > 0 {
             let _ = self.deliveries.send(Arc::new(Delivery {
-                event: event.clone(),
+                event,
                 stored_frame: std::sync::OnceLock::new(),
             }));
         }
-        let _ = self.events.send(event);
     }
 
     /// Creates an object (already decoded, defaulted and validated) in the storage version.

@@ -183,7 +183,7 @@ pub(crate) async fn serve(
     };
 
     // Subscribe before taking the snapshot so no event falls between them.
-    let rx = app.store.subscribe_deliveries();
+    let rx = app.store.subscribe();
     let mut first: Vec<Bytes> = Vec::new();
     let mut last_rv;
     if initial {

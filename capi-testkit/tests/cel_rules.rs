@@ -246,7 +246,7 @@ async fn rules_that_do_not_compile_reject_the_crd() {
     assert_eq!(c.len(), 1, "{c:?}");
     assert_eq!(
         c[0].0,
-        "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
+        "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
     );
     assert_eq!(c[0].1, "FieldValueInvalid");
     assert!(
@@ -257,7 +257,7 @@ async fn rules_that_do_not_compile_reject_the_crd() {
         c[0].2
     );
     assert!(
-        s.message.starts_with("CustomResourceDefinition.apiextensions.k8s.io \"widgetsbad.example.com\" is invalid: spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid value: "),
+        s.message.starts_with("CustomResourceDefinition.apiextensions.k8s.io \"widgetsbad.example.com\" is invalid: spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid value: "),
         "{}",
         s.message
     );
@@ -266,6 +266,189 @@ async fn rules_that_do_not_compile_reject_the_crd() {
         "bad",
         json!({"type": "object", "properties": {"replicas": {"type": "integer"}},
             "x-kubernetes-validations": [{"rule": "self.replicas > 0"}]}),
+    );
+    crds.create(&PostParams::default(), &good).await.unwrap();
+}
+
+/// The API of the custom resources of `crd(suffix, ...)`.
+fn api_for(env: &TestEnv, suffix: &str) -> Api<DynamicObject> {
+    let ar = ApiResource {
+        group: "example.com".into(),
+        version: "v1".into(),
+        api_version: "example.com/v1".into(),
+        kind: format!("Widget{suffix}"),
+        plural: format!("widgets{suffix}"),
+    };
+    Api::namespaced_with(env.client(), "default", &ar)
+}
+
+fn widget_of(suffix: &str, name: &str, spec: Value) -> DynamicObject {
+    serde_json::from_value(
+        json!({"apiVersion": "example.com/v1", "kind": format!("Widget{suffix}"),
+        "metadata": {"name": name}, "spec": spec}),
+    )
+    .unwrap()
+}
+
+/// A field of type string with one rule.
+fn ruled(rule: &str) -> Value {
+    json!({"type": "string", "x-kubernetes-validations": [{"rule": rule}]})
+}
+
+#[tokio::test]
+async fn kubernetes_cel_libraries_validate_objects() {
+    let schema = json!({"type": "object", "properties": {
+        "memory": ruled("quantity(self).isLessThan(quantity('1Gi')) && quantity(self).sign() > 0"),
+        "endpoint": ruled("isURL(self) && url(self).getScheme() == 'https' && url(self).getPort() != '8080'"),
+        "address": ruled("ip(self).family() == 4 && !ip(self).isLoopback()"),
+        "subnet": ruled("cidr(self).containsIP('10.0.0.1') && cidr(self).prefixLength() >= 8"),
+        "version": ruled("semver(self, true).isGreaterThan(semver('1.28.0'))"),
+        "name": {"type": "string", "x-kubernetes-validations": [{
+            "rule": "!format.dns1123Label().validate(self).hasValue()",
+            "messageExpression": "format.dns1123Label().validate(self).value().join(', ')"}]},
+        "tag": ruled("self.find('^v[0-9]+') != '' && self.findAll('[0-9]+').size() <= 3")
+    }});
+    let env = TestEnv::builder()
+        .crds([crd("libs", schema)])
+        .start()
+        .await
+        .unwrap();
+    let api = api_for(&env, "libs");
+    let pp = PostParams::default();
+    let good = json!({"memory": "512Mi", "endpoint": "https://example.com:443/api?x=1",
+        "address": "192.168.0.10", "subnet": "10.0.0.0/8", "version": "v1.30",
+        "name": "my-widget", "tag": "v1.2.3"});
+    api.create(&pp, &widget_of("libs", "good", good))
+        .await
+        .unwrap();
+
+    // Each library's rule failing (or erring) on a bad value.
+    let bad = json!({"memory": "2Gi", "endpoint": "http://example.com/", "address": "127.0.0.1",
+        "subnet": "192.168.0.0/16", "version": "1.27.9", "name": "Bad_Name", "tag": "latest"});
+    let s = status(
+        api.create(&pp, &widget_of("libs", "bad", bad))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
+    let mut got = causes(&s);
+    got.sort();
+    let mut want = owned(&[
+        (
+            "spec.memory",
+            "FieldValueInvalid",
+            "Invalid value: \"string\": failed rule: quantity(self).isLessThan(quantity('1Gi')) && quantity(self).sign() > 0",
+        ),
+        (
+            "spec.endpoint",
+            "FieldValueInvalid",
+            "Invalid value: \"string\": failed rule: isURL(self) && url(self).getScheme() == 'https' && url(self).getPort() != '8080'",
+        ),
+        (
+            "spec.address",
+            "FieldValueInvalid",
+            "Invalid value: \"string\": failed rule: ip(self).family() == 4 && !ip(self).isLoopback()",
+        ),
+        (
+            "spec.subnet",
+            "FieldValueInvalid",
+            "Invalid value: \"string\": failed rule: cidr(self).containsIP('10.0.0.1') && cidr(self).prefixLength() >= 8",
+        ),
+        (
+            "spec.version",
+            "FieldValueInvalid",
+            "Invalid value: \"string\": failed rule: semver(self, true).isGreaterThan(semver('1.28.0'))",
+        ),
+        (
+            "spec.name",
+            "FieldValueInvalid",
+            "Invalid value: \"string\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+        ),
+        (
+            "spec.tag",
+            "FieldValueInvalid",
+            "Invalid value: \"string\": failed rule: self.find('^v[0-9]+') != '' && self.findAll('[0-9]+').size() <= 3",
+        ),
+    ]);
+    want.sort();
+    assert_eq!(got, want);
+
+    // Values the libraries cannot parse fail the rule with the library's error.
+    let unparsable = json!({"memory": "1 Gi", "address": "10.0.0.01", "subnet": "10.0.0.0",
+        "version": "1.x"});
+    let s = status(
+        api.create(&pp, &widget_of("libs", "unparsable", unparsable))
+            .await
+            .unwrap_err(),
+    );
+    let mut got = causes(&s);
+    got.sort();
+    let mut want = owned(&[
+        (
+            "spec.memory",
+            "FieldValueInvalid",
+            "Invalid value: \"string\": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$' evaluating rule: quantity(self).isLessThan(quantity('1Gi')) && quantity(self).sign() > 0",
+        ),
+        (
+            "spec.address",
+            "FieldValueInvalid",
+            "Invalid value: \"string\": IP Address \"10.0.0.01\" parse error during conversion from string: ParseAddr(\"10.0.0.01\"): IPv4 field has octet with leading zero evaluating rule: ip(self).family() == 4 && !ip(self).isLoopback()",
+        ),
+        (
+            "spec.subnet",
+            "FieldValueInvalid",
+            "Invalid value: \"string\": network address parse error during conversion from string: network address parse error during conversion from string: netip.ParsePrefix(\"10.0.0.0\"): no '/' evaluating rule: cidr(self).containsIP('10.0.0.1') && cidr(self).prefixLength() >= 8",
+        ),
+        (
+            "spec.version",
+            "FieldValueInvalid",
+            "Invalid value: \"string\": Invalid character(s) found in minor number \"x\" evaluating rule: semver(self, true).isGreaterThan(semver('1.28.0'))",
+        ),
+    ]);
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn rules_selecting_undeclared_fields_reject_the_crd() {
+    let env = TestEnv::builder().start().await.unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client());
+    let bad = crd(
+        "typo",
+        json!({"type": "object", "properties": {"replicas": {"type": "integer"},
+            "template": {"type": "object", "properties": {"image": {"type": "string"}}}},
+        "x-kubernetes-validations": [
+            {"rule": "self.replica > 1"},
+            {"rule": "has(self.template) && self.template.images != ''"}
+        ]}),
+    );
+    let s = status(crds.create(&PostParams::default(), &bad).await.unwrap_err());
+    assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
+    let prefix = "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations";
+    assert_eq!(
+        causes(&s),
+        owned(&[
+            (
+                &format!("{prefix}[0].rule"),
+                "FieldValueInvalid",
+                "Invalid value: apiextensions.ValidationRule{Rule:\"self.replica > 1\", Message:\"\", MessageExpression:\"\", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:\"\", OptionalOldSelf:(*bool)(nil)}: compilation failed: ERROR: <input>:1:5: undefined field 'replica'\n | self.replica > 1\n | ....^"
+            ),
+            (
+                &format!("{prefix}[1].rule"),
+                "FieldValueInvalid",
+                "Invalid value: apiextensions.ValidationRule{Rule:\"has(self.template) && self.template.images != ''\", Message:\"\", MessageExpression:\"\", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:\"\", OptionalOldSelf:(*bool)(nil)}: compilation failed: ERROR: <input>:1:36: undefined field 'images'\n | has(self.template) && self.template.images != ''\n | ...................................^"
+            ),
+        ])
+    );
+    // Spelled right, the CRD is accepted.
+    let good = crd(
+        "typo",
+        json!({"type": "object", "properties": {"replicas": {"type": "integer"},
+            "template": {"type": "object", "properties": {"image": {"type": "string"}}}},
+        "x-kubernetes-validations": [
+            {"rule": "self.replicas > 1"},
+            {"rule": "has(self.template) && self.template.image != ''"}
+        ]}),
     );
     crds.create(&PostParams::default(), &good).await.unwrap();
 }

@@ -103,7 +103,7 @@ fn message_expressions_are_evaluated_on_failure() {
         json!([{"rule": "self.replicas <= 5",
             "messageExpression": "'replicas is ' + string(self.replicas) + ', at most 5'"},
             {"rule": "self.replicas < 100", "message": "static", "messageExpression": "'  '"},
-            {"rule": "self.replicas < 50", "message": "fallback", "messageExpression": "self.nope"}]),
+            {"rule": "self.replicas < 50", "message": "fallback", "messageExpression": "string(self.replicas / 0)"}]),
     );
     assert_eq!(
         create(&s, json!({"replicas": 7})),
@@ -388,4 +388,130 @@ fn kubernetes_list_functions() {
         empty[0].contains("called on an empty list evaluating rule"),
         "{empty:?}"
     );
+}
+
+/// The rule errors of a root schema whose `spec` has `props` and `rules`.
+fn spec_errs(props: Value, rules: Value) -> Vec<RuleError> {
+    compile_err(json!({
+        "type": "object",
+        "properties": {"spec": {"type": "object", "properties": props,
+            "x-kubernetes-validations": rules}}
+    }))
+}
+
+#[test]
+fn undefined_fields_of_self_are_compile_errors_worded_as_cel_go() {
+    let errs = spec_errs(
+        json!({"replicas": {"type": "integer"}}),
+        json!([{"rule": "self.replica > 1"}]),
+    );
+    assert_eq!(errs.len(), 1);
+    assert_eq!(
+        errs[0].field,
+        "properties[spec].x-kubernetes-validations[0].rule"
+    );
+    assert_eq!(errs[0].reason, "FieldValueInvalid");
+    assert_eq!(
+        errs[0].message,
+        "Invalid value: apiextensions.ValidationRule{Rule:\"self.replica > 1\", Message:\"\", MessageExpression:\"\", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:\"\", OptionalOldSelf:(*bool)(nil)}: compilation failed: ERROR: <input>:1:5: undefined field 'replica'\n | self.replica > 1\n | ....^"
+    );
+    // Nested objects, list items in macros, map values, oldSelf, messageExpression: each error
+    // at its selection, in source order.
+    let errs = spec_errs(
+        json!({"a": {"type": "object", "properties": {"b": {"type": "string"}}},
+            "l": {"type": "array", "items": {"type": "object", "properties": {"n": {"type": "string"}}}},
+            "m": {"type": "object", "additionalProperties": {"type": "object",
+                "properties": {"v": {"type": "integer"}}}}}),
+        json!([
+            {"rule": "self.a.c == 'x' || self.a.b == 'y'"},
+            {"rule": "self.l.all(i, i.name != '')"},
+            {"rule": "self.m.anykey.w > 0"},
+            {"rule": "self.a == oldSelf.z"},
+            {"rule": "true", "messageExpression": "'x' + self.nope"},
+            {"rule": "self.a.q == 1 &&\n  self.a.r == 2"}
+        ]),
+    );
+    let messages: Vec<(&str, &str)> = errs
+        .iter()
+        .map(|e| {
+            let (_, detail) = e.message.split_once(" compilation failed: ").unwrap();
+            (e.field.as_str(), detail)
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            (
+                "properties[spec].x-kubernetes-validations[0].rule",
+                "ERROR: <input>:1:7: undefined field 'c'\n | self.a.c == 'x' || self.a.b == 'y'\n | ......^"
+            ),
+            (
+                "properties[spec].x-kubernetes-validations[1].rule",
+                "ERROR: <input>:1:16: undefined field 'name'\n | self.l.all(i, i.name != '')\n | ...............^"
+            ),
+            (
+                "properties[spec].x-kubernetes-validations[2].rule",
+                "ERROR: <input>:1:14: undefined field 'w'\n | self.m.anykey.w > 0\n | .............^"
+            ),
+            (
+                "properties[spec].x-kubernetes-validations[3].rule",
+                "ERROR: <input>:1:18: undefined field 'z'\n | self.a == oldSelf.z\n | .................^"
+            ),
+            (
+                "properties[spec].x-kubernetes-validations[4].messageExpression",
+                "ERROR: <input>:1:11: undefined field 'nope'\n | 'x' + self.nope\n | ..........^"
+            ),
+            (
+                "properties[spec].x-kubernetes-validations[5].rule",
+                "ERROR: <input>:1:7: undefined field 'q'\n | self.a.q == 1 &&\n | ......^\nERROR: <input>:2:9: undefined field 'r'\n |   self.a.r == 2\n | ........^"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn fields_that_may_exist_are_not_compile_errors() {
+    // Each of these compiles on a real kube-apiserver (or may): none is refused.
+    let s = compile(json!({
+        "type": "object",
+        "x-kubernetes-validations": [
+            {"rule": "self.metadata.name != '' && self.kind != '' && self.apiVersion != ''"},
+            {"rule": "self.metadata.namespace == '' || true"}
+        ],
+        "properties": {"spec": {"type": "object",
+            "properties": {
+                "a-b": {"type": "string"},
+                "p": {"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                    "properties": {"known": {"type": "string"}}},
+                "ios": {"x-kubernetes-int-or-string": true},
+                "e": {"type": "object", "x-kubernetes-embedded-resource": true,
+                    "properties": {"spec": {"type": "object"}}},
+                "l": {"type": "array", "items": {"type": "string"}},
+                "free": {"type": "object"}
+            },
+            "x-kubernetes-validations": [
+                {"rule": "has(self.undeclared) || true"},
+                {"rule": "self.a__dash__b == '' || self.p.unknown == 1"},
+                {"rule": "self.e.kind == 'Pod' && self.e.metadata.name != ''"},
+                {"rule": "self.l.all(x, x.size() > 0) && [self].all(y, y.whatever == 1)"},
+                {"rule": "self.free.anything == 1"},
+                {"rule": "self.?maybe.orValue('') == ''"},
+                {"rule": "self.ios.x == 1 || true"},
+                {"rule": "{'a': self}.a.zzz == 1 || true"}
+            ]
+        }}
+    }));
+    // Compiled (no rule refused); the rules run, failing only where the data lacks a field.
+    let errs = lines(&s.validate(&json!({"spec": {"a-b": "", "l": ["x"]}})));
+    assert!(errs.iter().all(|e| e.contains("no such key")), "{errs:?}");
+}
+
+#[test]
+fn rules_on_nodes_with_untyped_schemas_below_are_not_checked() {
+    // An untyped (preserved) schema below the node: upstream may not type `self` at all.
+    let s = spec(
+        json!({"raw": {"x-kubernetes-preserve-unknown-fields": true}, "n": {"type": "integer"}}),
+        json!([{"rule": "!has(self.n) || self.undeclared == 1"}]),
+    );
+    assert!(create(&s, json!({})).is_empty());
 }

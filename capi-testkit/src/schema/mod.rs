@@ -2,6 +2,7 @@
 //! kube-apiserver 1.36 words them.
 //!
 //! See [`StructuralSchema`] for what is implemented. The modules follow upstream's split:
+//! `structural` the checks of a schema when its CRD is written ([`validate_crd_schema`]),
 //! `values` is kube-openapi's value validation, `listtype` the list-type invariants, `embedded`
 //! the embedded-resource checks, `formats` the string formats, `cel` the CEL rules
 //! (`x-kubernetes-validations`, apiextensions-apiserver's `schema/cel`), `field_error` and
@@ -14,10 +15,13 @@ mod formats;
 mod listtype;
 mod meta;
 mod node;
+mod structural;
 mod values;
 
 #[cfg(test)]
 mod cel_tests;
+#[cfg(test)]
+mod structural_tests;
 #[cfg(test)]
 mod tests;
 
@@ -28,7 +32,7 @@ use crate::patch::{FieldSchema, ListSemantics};
 
 pub use cel::{PER_CALL_LIMIT, RUNTIME_BUDGET, RuleError};
 pub use field_error::{FieldError, FieldErrorType, invalid_message};
-pub use meta::validate_object_meta;
+pub use meta::{dns1035_label, dns1123_subdomain, validate_object_meta};
 use node::Node;
 
 /// Why a schema could not be compiled.
@@ -57,6 +61,45 @@ impl SchemaError {
             }
         }
     }
+}
+
+/// Checks a CRD version's `openAPIV3Schema` (the JSON as sent) as kube-apiserver does when a
+/// CRD is created or updated (apiextensions-apiserver's `validateCustomResourceDefinitionValidation`
+/// without the CEL rules, which [`StructuralSchema::compile`] checks): `nullable` at the root,
+/// then the structural-schema errors (sorted by their text, as upstream sorts them) or, for a
+/// structural schema, the errors of its `default`s, then the per-node OpenAPI checks
+/// (`additionalProperties` with `properties`, `x-kubernetes-preserve-unknown-fields: false`,
+/// list and map types, unsupported keywords, defaults in `metadata`, ...).
+///
+/// `path` is where the schema sits in the CRD, e.g. `spec.validation.openAPIV3Schema`.
+///
+/// ```
+/// use capi_testkit::schema::validate_crd_schema;
+/// use serde_json::json;
+///
+/// let schema = json!({"type": "object", "properties": {"spec": {"properties": {}}}});
+/// let errors = validate_crd_schema(&schema, "spec.validation.openAPIV3Schema");
+/// assert_eq!(errors[0].field, "spec.validation.openAPIV3Schema.properties[spec].type");
+/// assert_eq!(errors[0].message(), "Required value: must not be empty for specified object fields");
+/// ```
+pub fn validate_crd_schema(schema: &Value, path: &str) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if schema.get("nullable") == Some(&Value::Bool(true)) {
+        errors.push(FieldError {
+            field: format!("{path}.nullable"),
+            kind: FieldErrorType::Forbidden,
+            bad_value: None,
+            detail: "nullable cannot be true at the root".to_owned(),
+        });
+    }
+    let not_structural = structural::validate_structural(schema, path);
+    if not_structural.is_empty() {
+        errors.extend(structural::validate_defaults(schema, path));
+    } else {
+        errors.extend(not_structural);
+    }
+    errors.extend(structural::validate_openapi_schema(schema, path));
+    errors
 }
 
 /// The detail of the cause kube-apiserver adds when it skipped the CEL rules
@@ -137,14 +180,72 @@ fn non_nullable_null(v: &Value, node: &Node) -> bool {
     v.is_null() && !node.nullable
 }
 
+/// Prunes `v` against `node` (`root`: `v` is a resource, whose `apiVersion`, `kind` and
+/// `metadata` are kept), returning the dropped paths.
+fn prune_node(node: &Node, v: &mut Value, root: bool) -> Vec<String> {
+    fn walk(node: &Node, v: &mut Value, path: &str, root: bool, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(props) = &node.properties {
+                    if !node.preserve_unknown {
+                        let keep = |k: &str| {
+                            props.contains_key(k)
+                                || (root || node.embedded)
+                                    && matches!(k, "apiVersion" | "kind" | "metadata")
+                        };
+                        let unknown: Vec<String> = m.keys().filter(|k| !keep(k)).cloned().collect();
+                        for k in unknown {
+                            m.remove(&k);
+                            out.push(format!(".{}", join(path, &k)));
+                        }
+                    }
+                    let nulls: Vec<String> = props
+                        .iter()
+                        .filter(|(k, child)| {
+                            child.default.is_none()
+                                && m.get(k.as_str())
+                                    .is_some_and(|cv| non_nullable_null(cv, child))
+                        })
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for k in nulls {
+                        m.remove(&k);
+                    }
+                    for (k, child) in props {
+                        if let Some(cv) = m.get_mut(k) {
+                            walk(child, cv, &join(path, k), false, out);
+                        }
+                    }
+                } else if let Some(ap) = &node.additional {
+                    for (k, cv) in m.iter_mut() {
+                        walk(ap, cv, &join(path, k), false, out);
+                    }
+                }
+            }
+            Value::Array(a) => {
+                if let Some(items) = &node.items {
+                    for (i, cv) in a.iter_mut().enumerate() {
+                        walk(items, cv, &format!("{path}[{i}]"), false, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(node, v, "", root, &mut out);
+    out
+}
+
 impl StructuralSchema {
     /// Compiles a schema.
     ///
     /// # Errors
     ///
     /// [`SchemaError::InvalidRules`] if a CEL rule (or `messageExpression`) does not compile.
-    /// Structural-schema checks are not implemented, and a `pattern` that does not compile is
-    /// reported when objects are validated, as kube-openapi reports it.
+    /// The structural-schema checks kube-apiserver runs when the CRD is written are
+    /// [`validate_crd_schema`]'s (the server runs them before compiling); a `pattern` that does
+    /// not compile in a schema compiled without them is reported when objects are validated.
     pub fn compile(schema: &JSONSchemaProps) -> Result<Self, SchemaError> {
         let mut root = Node::compile(schema);
         if root.has_cel {
@@ -208,59 +309,7 @@ impl StructuralSchema {
     /// strict-validation errors, e.g. `.spec.foo`. Also drops `null`s in non-nullable properties
     /// without a default (upstream's `PruneNonNullableNullsWithoutDefaults`; not reported).
     pub fn prune(&self, obj: &mut Value) -> Vec<String> {
-        fn walk(node: &Node, v: &mut Value, path: &str, root: bool, out: &mut Vec<String>) {
-            match v {
-                Value::Object(m) => {
-                    if let Some(props) = &node.properties {
-                        if !node.preserve_unknown {
-                            let keep = |k: &str| {
-                                props.contains_key(k)
-                                    || (root || node.embedded)
-                                        && matches!(k, "apiVersion" | "kind" | "metadata")
-                            };
-                            let unknown: Vec<String> =
-                                m.keys().filter(|k| !keep(k)).cloned().collect();
-                            for k in unknown {
-                                m.remove(&k);
-                                out.push(format!(".{}", join(path, &k)));
-                            }
-                        }
-                        let nulls: Vec<String> = props
-                            .iter()
-                            .filter(|(k, child)| {
-                                child.default.is_none()
-                                    && m.get(k.as_str())
-                                        .is_some_and(|cv| non_nullable_null(cv, child))
-                            })
-                            .map(|(k, _)| k.clone())
-                            .collect();
-                        for k in nulls {
-                            m.remove(&k);
-                        }
-                        for (k, child) in props {
-                            if let Some(cv) = m.get_mut(k) {
-                                walk(child, cv, &join(path, k), false, out);
-                            }
-                        }
-                    } else if let Some(ap) = &node.additional {
-                        for (k, cv) in m.iter_mut() {
-                            walk(ap, cv, &join(path, k), false, out);
-                        }
-                    }
-                }
-                Value::Array(a) => {
-                    if let Some(items) = &node.items {
-                        for (i, cv) in a.iter_mut().enumerate() {
-                            walk(items, cv, &format!("{path}[{i}]"), false, out);
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.root, obj, "", true, &mut out);
-        out
+        prune_node(&self.root, obj, true)
     }
 
     /// Validates a new object (after defaulting and pruning) against the schema, as on create.
@@ -273,7 +322,36 @@ impl StructuralSchema {
     /// list-type duplicates, then either the CEL rules' errors or, if one of the errors blocks
     /// them, the CEL-skipped cause.
     pub fn validate_write(&self, obj: &Value, ctx: WriteContext<'_>) -> Vec<FieldError> {
+        self.validate_write_after(Vec::new(), obj, ctx)
+    }
+
+    /// [`validate_write`](Self::validate_write) after the `ObjectMeta` errors `meta` (from
+    /// [`validate_object_meta`]), returning one list as the custom resource strategy's
+    /// `Validate` does: the metadata errors first, then the schema's; a blocking metadata error
+    /// (e.g. `Required`) also keeps the CEL rules from running.
+    ///
+    /// ```
+    /// use capi_testkit::schema::{StructuralSchema, WriteContext, validate_object_meta};
+    /// use serde_json::json;
+    ///
+    /// let props = serde_json::from_value(json!({"type": "object", "properties": {
+    ///     "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}))
+    /// .unwrap();
+    /// let schema = StructuralSchema::compile(&props).unwrap();
+    /// let obj = json!({"metadata": {"name": "Bad"}, "spec": {"size": "x"}});
+    /// let meta = validate_object_meta(&obj["metadata"], true);
+    /// let errors = schema.validate_write_after(meta, &obj, WriteContext::create());
+    /// let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    /// assert_eq!(fields, ["metadata.name", "spec.size"]);
+    /// ```
+    pub fn validate_write_after(
+        &self,
+        meta: Vec<FieldError>,
+        obj: &Value,
+        ctx: WriteContext<'_>,
+    ) -> Vec<FieldError> {
         let mut out = values::Outcome::default();
+        out.errors = meta;
         if ctx.status {
             if let (Some(node), Some(status)) = (
                 self.root.properties.as_ref().and_then(|p| p.get("status")),

@@ -283,18 +283,33 @@ fn admit(
             "the namespace of the provided object does not match the namespace sent on the request",
         ));
     }
+    // ObjectMeta errors are reported with the kind's own (strategy `Validate` aggregates them):
+    // a CRD's checks here, a custom resource's schema errors below.
     let meta_errors = crate::schema::validate_object_meta(&obj["metadata"], target.res.namespaced);
-    if !meta_errors.is_empty() {
-        let causes: Vec<(String, &str, String)> = meta_errors
+    let kind_causes = match target.subresource {
+        None => super::builtins::validate(&target.res, obj, old, &meta_errors),
+        Some(_) => None,
+    };
+    let invalid = |causes: &[(String, &str, String)]| {
+        ApiError::invalid(&target.res.kind, &target.res.group, &name, causes)
+    };
+    let as_causes = |errors: &[crate::schema::FieldError]| -> Vec<(String, &str, String)> {
+        errors
             .iter()
             .map(|e| (e.field.clone(), e.kind.reason(), e.message()))
-            .collect();
-        return Err(ApiError::invalid(
-            &target.res.kind,
-            &target.res.group,
-            &name,
-            &causes,
-        ));
+            .collect()
+    };
+    let schema = target
+        .res
+        .version(&target.version)
+        .and_then(|v| v.schema.clone());
+    match kind_causes {
+        Some(causes) if !causes.is_empty() => return Err(invalid(&causes)),
+        Some(_) => {}
+        None if schema.is_none() && !meta_errors.is_empty() => {
+            return Err(invalid(&as_causes(&meta_errors)));
+        }
+        None => {}
     }
     let status_subresource = target
         .res
@@ -316,11 +331,7 @@ fn admit(
             }
         }
     }
-    if let Some(schema) = target
-        .res
-        .version(&target.version)
-        .and_then(|v| v.schema.clone())
-    {
+    if let Some(schema) = schema {
         schema.apply_defaults(obj);
         let unknown = schema.prune(obj);
         report_unknown(target, &unknown, params, warnings)?;
@@ -331,18 +342,9 @@ fn admit(
         if target.subresource.as_deref() == Some("status") {
             ctx = ctx.on_status();
         }
-        let errors = schema.validate_write(obj, ctx);
+        let errors = schema.validate_write_after(meta_errors, obj, ctx);
         if !errors.is_empty() {
-            let causes: Vec<(String, &str, String)> = errors
-                .iter()
-                .map(|e| (e.field.clone(), e.kind.reason(), e.message()))
-                .collect();
-            return Err(ApiError::invalid(
-                &target.res.kind,
-                &target.res.group,
-                &name,
-                &causes,
-            ));
+            return Err(invalid(&as_causes(&errors)));
         }
     }
     obj["apiVersion"] = json!(target.res.api_version(target.res.storage_version()));

@@ -4,8 +4,16 @@
 //! Rules are compiled once, when a CRD version's schema is compiled ([`attach`]): a rule (or a
 //! `messageExpression`) that does not parse is a compile error, reported on the CRD write, worded
 //! as upstream words it (`compilation failed: ERROR: <input>:1:9: ...`). The `cel` crate has no
-//! type checker, so errors that cel-go finds by checking types (an undefined field, a rule that
-//! is not a `bool`) surface at evaluation instead, as `... evaluating rule: ...` errors.
+//! type checker; the check of `fields` catches the commonest error cel-go's finds, a field of
+//! `self` that the schema does not declare (`undefined field 'x'`), where it is certain. Other
+//! type errors (a rule that is not a `bool`, a function applied to the wrong type) surface at
+//! evaluation instead, as `... evaluating rule: ...` errors.
+//!
+//! The environment has the standard library and macros, the strings extension and the
+//! Kubernetes libraries of `k8s.io/apiserver/pkg/cel/library`: lists (`isSorted`, `sum`, `min`,
+//! `max`), regex (`find`, `findAll`), quantity, URL, IP and CIDR, semver and format, each in a
+//! module of its own. A library function's error fails the rule as cel-go words it
+//! (`<message> evaluating rule: <rule>`).
 //!
 //! Evaluation ([`validate`]) binds `self` to the value at the rule's node (and `oldSelf` to the
 //! correlated old value for transition rules), converted by the schema as upstream's
@@ -33,6 +41,19 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use serde_json::Value;
 
+mod fields;
+mod format;
+mod lists;
+mod net;
+mod quantity;
+mod regex;
+mod semver;
+mod support;
+mod url;
+
+#[cfg(test)]
+mod tests;
+
 use super::field_error::{FieldError, FieldErrorType};
 use super::node::Node;
 use super::{formats, join};
@@ -49,134 +70,28 @@ pub const RUNTIME_BUDGET: u64 = 10_000_000;
 const MAX_NESTING: usize = 64;
 
 /// The CEL environment: the standard library, its macros, the strings extension, and the
-/// Kubernetes list functions `isSorted`, `sum`, `min` and `max`.
+/// Kubernetes libraries: lists (`isSorted`, `sum`, `min`, `max`), regex (`find`, `findAll`),
+/// quantity, URL, IP and CIDR, semver and format.
 static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
     let mut env = Env::stdlib();
-    if let Err(e) = env.add_extension(cel::extensions::strings) {
-        tracing::error!(error = %e, "the CEL strings extension could not be registered");
-    }
-    if let Err(e) = env.add_extension(k8s_lists) {
-        tracing::error!(error = %e, "the Kubernetes CEL list functions could not be registered");
+    type Library = fn(&mut Env) -> Result<(), cel::DeclarationError>;
+    let libraries: [(&str, Library); 8] = [
+        ("strings", cel::extensions::strings),
+        ("lists", lists::library),
+        ("regex", regex::library),
+        ("quantity", quantity::library),
+        ("url", url::library),
+        ("ip and cidr", net::library),
+        ("semver", semver::library),
+        ("format", format::library),
+    ];
+    for (name, library) in libraries {
+        if let Err(e) = env.add_extension(library) {
+            tracing::error!(error = %e, library = name, "a CEL library could not be registered");
+        }
     }
     Arc::new(env)
 });
-
-/// Kubernetes' lists library (`k8s.io/apiserver/pkg/cel/library/lists.go`), but `indexOf` and
-/// `lastIndexOf`: `isSorted()`, `sum()`, `min()`, `max()`.
-fn k8s_lists(env: &mut Env) -> Result<(), cel::DeclarationError> {
-    use cel::common::types::LIST_TYPE;
-    env.add_member_overload("isSorted", "list_is_sorted", LIST_TYPE, vec![], is_sorted)?;
-    env.add_member_overload("sum", "list_sum", LIST_TYPE, vec![], sum)?;
-    env.add_member_overload("min", "list_min", LIST_TYPE, vec![], min)?;
-    env.add_member_overload("max", "list_max", LIST_TYPE, vec![], max)?;
-    Ok(())
-}
-
-type Args<'b, 'v> = Vec<cel::common::value::CowVal<'b, 'v>>;
-type Ret<'b, 'v> = Result<cel::common::value::CowVal<'b, 'v>, ExecutionError>;
-
-/// The elements of the receiver list of a member overload.
-fn list_arg(function: &str, args: &Args<'_, '_>) -> Result<Vec<CelValue>, ExecutionError> {
-    let Some(first) = args.first() else {
-        return Err(ExecutionError::invalid_argument_count(1, 0));
-    };
-    match CelValue::try_from(first.as_ref())? {
-        CelValue::List(l) => Ok(l.as_ref().clone()),
-        other => Err(ExecutionError::function_error(
-            function,
-            format!("no such overload: {}.{function}()", other.type_of()),
-        )),
-    }
-}
-
-fn ret<'b, 'v>(v: CelValue) -> Ret<'b, 'v> {
-    let boxed: Box<dyn cel::common::value::Val> = v.try_into()?;
-    Ok(cel::common::value::CowVal::Owned(boxed))
-}
-
-fn is_sorted<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
-    let items = list_arg("isSorted", &args)?;
-    ret(CelValue::Bool(items.windows(2).all(|w| {
-        matches!(
-            w[0].partial_cmp(&w[1]),
-            Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
-        )
-    })))
-}
-
-fn sum<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
-    let items = list_arg("sum", &args)?;
-    let overflow = || ExecutionError::function_error("sum", "integer overflow");
-    let mut acc = match items.first() {
-        None | Some(CelValue::Int(_)) => CelValue::Int(0),
-        Some(CelValue::UInt(_)) => CelValue::UInt(0),
-        Some(CelValue::Float(_)) => CelValue::Float(0.0),
-        Some(CelValue::Duration(_)) => CelValue::Duration(chrono::Duration::zero()),
-        Some(other) => {
-            return Err(ExecutionError::function_error(
-                "sum",
-                format!("no such overload: list({}).sum()", other.type_of()),
-            ));
-        }
-    };
-    for item in items {
-        acc = match (acc, item) {
-            (CelValue::Int(a), CelValue::Int(b)) => {
-                CelValue::Int(a.checked_add(b).ok_or_else(overflow)?)
-            }
-            (CelValue::UInt(a), CelValue::UInt(b)) => {
-                CelValue::UInt(a.checked_add(b).ok_or_else(overflow)?)
-            }
-            (CelValue::Float(a), CelValue::Float(b)) => CelValue::Float(a + b),
-            (CelValue::Duration(a), CelValue::Duration(b)) => {
-                CelValue::Duration(a.checked_add(&b).ok_or_else(overflow)?)
-            }
-            (_, b) => {
-                return Err(ExecutionError::function_error(
-                    "sum",
-                    format!("mixed types in list: {}", b.type_of()),
-                ));
-            }
-        };
-    }
-    ret(acc)
-}
-
-/// The least (or greatest) element; an empty list is an error, as upstream's.
-fn extreme<'b, 'v>(function: &str, args: &Args<'b, 'v>, want: std::cmp::Ordering) -> Ret<'b, 'v> {
-    let items = list_arg(function, args)?;
-    let mut best: Option<CelValue> = None;
-    for item in items {
-        best = Some(match best {
-            None => item,
-            Some(b) => match item.partial_cmp(&b) {
-                Some(o) if o == want => item,
-                Some(_) => b,
-                None => {
-                    return Err(ExecutionError::function_error(
-                        function,
-                        format!("{} and {} cannot be compared", item.type_of(), b.type_of()),
-                    ));
-                }
-            },
-        });
-    }
-    match best {
-        Some(b) => ret(b),
-        None => Err(ExecutionError::function_error(
-            function,
-            format!("{function}(list) called on an empty list"),
-        )),
-    }
-}
-
-fn min<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
-    extreme("min", &args, std::cmp::Ordering::Less)
-}
-
-fn max<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
-    extreme("max", &args, std::cmp::Ordering::Greater)
-}
 
 /// One compiled rule.
 pub(super) struct Rule {
@@ -409,6 +324,7 @@ pub(super) fn attach(
     path: &str,
     errors: &mut Vec<RuleError>,
 ) {
+    let p_schema = p;
     let mut rules = Vec::new();
     for (i, r) in p.x_kubernetes_validations.iter().flatten().enumerate() {
         let at = join(path, &format!("x-kubernetes-validations[{i}]"));
@@ -424,7 +340,17 @@ pub(super) fn attach(
             fail("rule", "FieldValueRequired", "Required value".to_owned());
             continue;
         }
-        let program = match compile_expr(&r.rule) {
+        let resource = path.is_empty();
+        let old_self = r.optional_old_self != Some(true);
+        let checked = |src: &str| {
+            compile_expr(src).and_then(|p| {
+                match fields::undefined_fields(&p, src, p_schema, resource, old_self) {
+                    Some(e) => Err(e),
+                    None => Ok(p),
+                }
+            })
+        };
+        let program = match checked(&r.rule) {
             Ok(p) => Some(p),
             Err(e) => {
                 fail(
@@ -470,7 +396,7 @@ pub(super) fn attach(
                 );
                 None
             }
-            Some(me) => match compile_expr(me) {
+            Some(me) => match checked(me) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     fail(
@@ -808,6 +734,9 @@ fn eval_error(e: &ExecutionError, rule: &Rule) -> String {
         ExecutionError::DivisionByZero(_) => format!("division by zero evaluating rule: {what}"),
         ExecutionError::RemainderByZero(_) => format!("modulus by zero evaluating rule: {what}"),
         ExecutionError::Overflow(..) => format!("integer overflow evaluating rule: {what}"),
+        ExecutionError::FunctionError { message, .. } => {
+            format!("{message} evaluating rule: {what}")
+        }
         other => format!("{other} evaluating rule: {what}"),
     }
 }

@@ -2,11 +2,12 @@
 //! stopped on drop; or, for the fastest unit tests, a client with no socket at all.
 //!
 //! The socket serves HTTPS, as kube-apiserver (and envtest) do: a CA and a serving certificate
-//! for `localhost`, `127.0.0.1`, `::1` and the bound address are made at start
-//! ([`crate::server::tls`]), the kubeconfig carries the CA as `certificate-authority-data`, and
-//! the clients handed out trust it. So every client sends its bearer token (client-go sends none
-//! over plain HTTP), and a request without credentials is `system:anonymous`, as upstream.
-//! [`TestEnvBuilder::insecure_http`] serves plain HTTP instead.
+//! for `localhost`, `127.0.0.1`, `::1`, the bound address and any [`TestEnvBuilder::tls_san`]
+//! are made at start ([`crate::server::tls`]), the kubeconfig carries the CA as
+//! `certificate-authority-data`, and the clients handed out trust it. So every client sends its
+//! bearer token (client-go sends none over plain HTTP), and a request without credentials is
+//! `system:anonymous`, as upstream. kubectl speaks HTTP/2 to it, kube-rs HTTP/1.1.
+//! [`TestEnvBuilder::insecure_http`] serves plain HTTP/1.1 instead.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -25,7 +26,7 @@
 //! # }
 //! ```
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -43,7 +44,7 @@ use crate::server::auth::Unauthenticated;
 use crate::server::auth::client as auth_client;
 use crate::server::faults::Faults;
 use crate::server::restart::{Restart, RestartError};
-use crate::server::tls::{ServingCert, TlsError};
+use crate::server::tls::{ServingCert, SubjectAltName, TlsError};
 
 /// How long a restarted server's port stays closed.
 const RESTART_DOWNTIME: Duration = Duration::from_millis(100);
@@ -91,6 +92,7 @@ pub struct TestEnvBuilder {
     address: Option<SocketAddr>,
     enforce_rbac: bool,
     insecure_http: bool,
+    tls_sans: Vec<String>,
 }
 
 impl TestEnvBuilder {
@@ -115,6 +117,34 @@ impl TestEnvBuilder {
     /// Listen here instead of 127.0.0.1 on a free port.
     pub fn address(mut self, address: SocketAddr) -> Self {
         self.address = Some(address);
+        self
+    }
+
+    /// Another name or address for the serving certificate: an IP address or a DNS name
+    /// (`*.` wildcards allowed), for clients reaching the server by a name other than
+    /// `localhost`, `127.0.0.1`, `::1` and the bound address (which are always in it; bound to
+    /// `0.0.0.0` or `::`, so is the address of the interface of the default route, as
+    /// kube-apiserver's advertise address). Repeatable; no effect over plain HTTP or in
+    /// process.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use capi_testkit::env::TestEnv;
+    ///
+    /// let env = TestEnv::builder().tls_san("api.example.test").start().await?;
+    /// // A client reaching 127.0.0.1 but verifying the name it was given.
+    /// let mut config = kube::Config::new(env.url().unwrap_or_default().parse()?);
+    /// config.root_cert = env.ca_der().map(|der| vec![der.to_vec()]);
+    /// config.tls_server_name = Some("api.example.test".into());
+    /// kube::Client::try_from(config)?.apiserver_version().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`TestEnvBuilder::start`] fails with [`EnvError::Tls`] for a name that is neither.
+    pub fn tls_san(mut self, name: impl Into<String>) -> Self {
+        self.tls_sans.push(name.into());
         self
     }
 
@@ -196,7 +226,14 @@ impl TestEnvBuilder {
                 server
                     .auth()
                     .set_unauthenticated(Unauthenticated::Anonymous);
-                Some(ServingCert::generate(&[addr.ip()])?)
+                let mut names = vec![SubjectAltName::Ip(addr.ip())];
+                if addr.ip().is_unspecified() {
+                    names.extend(default_route_address(addr.ip()).map(SubjectAltName::Ip));
+                }
+                for s in &self.tls_sans {
+                    names.push(s.parse()?);
+                }
+                Some(ServingCert::generate_for(&names)?)
             };
             let task = match &tls {
                 Some(cert) => server.serve_tls(listener, cert),
@@ -258,6 +295,41 @@ pub fn read_crds(path: &Path) -> Result<Vec<CustomResourceDefinition>, EnvError>
     Ok(out)
 }
 
+/// The address of the interface the default route goes through, in the family of `bound`
+/// (what kube-apiserver advertises when bound to `0.0.0.0`): the source address a UDP socket
+/// connected towards a documentation address gets (no packet is sent). `None` without a
+/// default route.
+fn default_route_address(bound: IpAddr) -> Option<IpAddr> {
+    let (local, remote): (IpAddr, IpAddr) = match bound {
+        IpAddr::V4(_) => (
+            Ipv4Addr::UNSPECIFIED.into(),
+            Ipv4Addr::new(192, 0, 2, 1).into(),
+        ),
+        IpAddr::V6(_) => (
+            Ipv6Addr::UNSPECIFIED.into(),
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1).into(),
+        ),
+    };
+    let socket = std::net::UdpSocket::bind(SocketAddr::new(local, 0)).ok()?;
+    socket.connect(SocketAddr::new(remote, 9)).ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
+}
+
+/// Where clients on this machine reach a server bound to `addr`: `addr`, or loopback for an
+/// unspecified address (`0.0.0.0`, `::`), which is no destination.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
+}
+
 /// A client of the server at `addr` (HTTPS trusting `tls`'s CA, or plain HTTP) presenting
 /// `token`, default namespace `namespace`, without kube's retries (injected 429/503s must reach
 /// the test).
@@ -268,6 +340,7 @@ fn socket_client(
     namespace: &str,
 ) -> Result<Client, EnvError> {
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let addr = reachable(addr);
     let url: http::Uri = format!("{scheme}://{addr}")
         .parse()
         .map_err(|e: http::uri::InvalidUri| EnvError::Kubeconfig(e.to_string()))?;
@@ -371,10 +444,17 @@ impl TestEnv {
     }
 
     /// `https://127.0.0.1:PORT` (`http://` with [`TestEnvBuilder::insecure_http`]; `None` in
-    /// process).
+    /// process): the bound address, or loopback when bound to `0.0.0.0` (`[::1]` for `::`).
+    /// What the kubeconfig names as its server.
     pub fn url(&self) -> Option<String> {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
-        self.addr.map(|a| format!("{scheme}://{a}"))
+        self.addr.map(|a| format!("{scheme}://{}", reachable(a)))
+    }
+
+    /// The names and addresses the serving certificate is valid for (`None` over plain HTTP
+    /// and in process).
+    pub fn subject_alt_names(&self) -> Option<&[String]> {
+        self.tls.as_ref().map(ServingCert::subject_alt_names)
     }
 
     /// The PEM-encoded CA certificate the server's certificate is signed by (`None` over plain

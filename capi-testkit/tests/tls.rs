@@ -183,19 +183,130 @@ async fn a_client_that_does_not_trust_the_ca_or_speaks_plain_http_is_refused() {
         .unwrap_err();
     assert!(format!("{err:?}").contains("BadSignature"), "{err:?}");
 
-    // Plain HTTP on the TLS port gets no HTTP answer.
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Plain HTTP on the TLS port gets Go's answer, then the connection closes.
     let addr = env.url().unwrap().trim_start_matches("https://").to_owned();
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out)).await;
-    assert!(!String::from_utf8_lossy(&out).contains("HTTP/1.1 200"));
+    let request = b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_eq!(
+        raw_exchange(&addr, request).await,
+        b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+    );
+    let post = b"POST /api/v1/namespaces HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+    assert!(
+        raw_exchange(&addr, post)
+            .await
+            .starts_with(b"HTTP/1.0 400 Bad Request\r\n")
+    );
+    // Starts net/http does not take for HTTP, and other bytes, are closed on with no answer.
+    let patch = b"PATCH /api/v1/namespaces/x HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_eq!(raw_exchange(&addr, patch).await, b"");
+    assert_eq!(raw_exchange(&addr, b"\x00\x01\x02\x03\x04hello").await, b"");
+    let counts = env.server().connections();
+    assert_eq!(counts.plain_http_refused(), 2);
+    assert!(counts.handshakes_failed() >= 2);
 
     // The server still serves its trusting clients.
     env.client().apiserver_version().await.unwrap();
+}
+
+/// Sends `bytes` on a new connection to `addr` and reads until the server closes it.
+async fn raw_exchange(addr: &str, bytes: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    out
+}
+
+/// A client of `url` trusting `env`'s CA, verifying the certificate for `server_name` (the
+/// URL's host when `None`).
+fn client_of(env: &TestEnv, url: &str, server_name: Option<&str>) -> Client {
+    let mut config = Config::new(url.parse().unwrap());
+    config.root_cert = env.ca_der().map(|d| vec![d.to_vec()]);
+    config.tls_server_name = server_name.map(Into::into);
+    config.auth_info.token = Some(env.server().auth().admin_token().to_owned().into());
+    Client::try_from(config).unwrap()
+}
+
+#[tokio::test]
+async fn a_server_bound_to_another_loopback_address_is_verified_for_it() {
+    // 127.0.0.2 is loopback on Linux but not in the default names: the bound address is added.
+    let env = TestEnv::builder()
+        .address("127.0.0.2:0".parse().unwrap())
+        .start()
+        .await
+        .unwrap();
+    let url = env.url().unwrap();
+    assert!(url.starts_with("https://127.0.0.2:"), "{url}");
+    assert!(
+        env.subject_alt_names()
+            .unwrap()
+            .iter()
+            .any(|s| s == "127.0.0.2")
+    );
+    let kubeconfig = Kubeconfig::read_from(env.kubeconfig_path()).unwrap();
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    Client::try_from(config)
+        .unwrap()
+        .apiserver_version()
+        .await
+        .unwrap();
+    env.client().apiserver_version().await.unwrap();
+}
+
+#[tokio::test]
+async fn tls_sans_name_the_server_for_clients_reaching_it_by_other_names() {
+    let env = TestEnv::builder()
+        .address("0.0.0.0:0".parse().unwrap())
+        .tls_san("127.0.0.3")
+        .tls_san("API.capi-testkit.test")
+        .start()
+        .await
+        .unwrap();
+    // Bound to every address: clients here are pointed at loopback.
+    let url = env.url().unwrap();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let port = url.rsplit(':').next().unwrap().to_owned();
+    let names = env.subject_alt_names().unwrap();
+    for name in [
+        "localhost",
+        "127.0.0.1",
+        "127.0.0.3",
+        "api.capi-testkit.test",
+    ] {
+        assert!(names.iter().any(|s| s == name), "{name} in {names:?}");
+    }
+    assert!(!names.iter().any(|s| s == "0.0.0.0"), "{names:?}");
+    env.client().apiserver_version().await.unwrap();
+
+    // Verification on: the SAN IP is accepted, another loopback address is not.
+    let by_ip = client_of(&env, &format!("https://127.0.0.3:{port}"), None);
+    by_ip.apiserver_version().await.unwrap();
+    let err = client_of(&env, &format!("https://127.0.0.4:{port}"), None)
+        .apiserver_version()
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("NotValidForName"), "{err:?}");
+    // The DNS SAN, as a client resolving it to this machine verifies it.
+    let by_name = client_of(&env, &url, Some("api.capi-testkit.test"));
+    by_name.apiserver_version().await.unwrap();
+    let err = client_of(&env, &url, Some("other.capi-testkit.test"))
+        .apiserver_version()
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("NotValidForName"), "{err:?}");
+
+    // A name that is neither an address nor a DNS name is refused at start.
+    let bad = TestEnv::builder().tls_san("not a name").start().await;
+    assert!(
+        matches!(&bad, Err(capi_testkit::env::EnvError::Tls(_))),
+        "{bad:?}"
+    );
 }
 
 #[tokio::test]
@@ -389,5 +500,84 @@ fn serve_with_rbac_writes_service_account_kubeconfigs_kubectl_uses_over_https() 
     assert!(text.contains("server: http://127.0.0.1:"), "{text}");
     assert!(!text.contains("certificate-authority-data"), "{text}");
     check_service_account_kubectl(&plain, &plain_sa);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn serve_on_every_address_with_tls_sans_is_verified_by_kubectl_for_each_name() {
+    let Some(bin) = binary() else { return };
+    // A name that is neither an address nor a DNS name, and a SAN over plain HTTP, are refused.
+    for args in [
+        &["--tls-san", "not a name"][..],
+        &["--tls-san", "10.0.0.1", "--insecure-http"],
+    ] {
+        let out = Command::new(&bin)
+            .args(["serve", "--kubeconfig", "/nonexistent/kubeconfig"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}: {out:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+    if !have_kubectl() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("capi-testkit-tls-san-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    let _server = serve(
+        &bin,
+        &[
+            "--address",
+            "0.0.0.0",
+            "--tls-san",
+            "127.0.0.3",
+            "--tls-san",
+            "api.capi-testkit.test",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ],
+        &[&kubeconfig],
+    );
+    let text = std::fs::read_to_string(&kubeconfig).unwrap();
+    let server = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap()
+        .to_owned();
+    assert!(server.starts_with("https://127.0.0.1:"), "{text}");
+    let port = server.rsplit(':').next().unwrap();
+    let (ok, out) = kubectl(&kubeconfig, &["get", "namespaces"], None);
+    assert!(ok && out.contains("kube-system"), "{out}");
+    let by_ip = format!("--server=https://127.0.0.3:{port}");
+    let (ok, out) = kubectl(&kubeconfig, &[&by_ip, "get", "namespaces"], None);
+    assert!(ok && out.contains("kube-system"), "{out}");
+    let (ok, out) = kubectl(
+        &kubeconfig,
+        &[
+            "--tls-server-name=api.capi-testkit.test",
+            "get",
+            "namespaces",
+        ],
+        None,
+    );
+    assert!(ok && out.contains("kube-system"), "{out}");
+    let (ok, out) = kubectl(
+        &kubeconfig,
+        &[
+            "--tls-server-name=other.capi-testkit.test",
+            "get",
+            "namespaces",
+        ],
+        None,
+    );
+    assert!(
+        !ok && out.contains("x509: certificate is valid for"),
+        "{out}"
+    );
+    let not_named = format!("--server=https://127.0.0.4:{port}");
+    let (ok, out) = kubectl(&kubeconfig, &[&not_named, "get", "namespaces"], None);
+    assert!(!ok && out.contains("127.0.0.4"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }

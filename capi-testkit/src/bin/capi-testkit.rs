@@ -4,8 +4,11 @@
 //!   address only with `--address`), installs the CRDs, writes the kubeconfig once it serves,
 //!   logs its URL and stops cleanly on SIGINT/SIGTERM. It serves HTTPS, as kube-apiserver: a CA
 //!   and a serving certificate (for `localhost`, `127.0.0.1`, `::1` and `--address`) are made at
-//!   start and the kubeconfigs carry the CA (`certificate-authority-data`); `--insecure-http`
-//!   serves plain HTTP instead. `--rbac` enforces RBAC from the stored
+//!   start and the kubeconfigs carry the CA (`certificate-authority-data`); `--tls-san NAME|IP`
+//!   (repeatable) adds names or addresses to the certificate, for clients reaching the server
+//!   by another name (bound to `0.0.0.0`, the certificate also names the address of the
+//!   default route's interface, and the kubeconfig says `127.0.0.1`). kubectl speaks HTTP/2
+//!   (ALPN `h2`), kube-rs HTTP/1.1. `--insecure-http` serves plain HTTP/1.1 instead. `--rbac` enforces RBAC from the stored
 //!   Roles, ClusterRoles and bindings (the `--kubeconfig` one stays all-powerful, in
 //!   `system:masters`); `--kubeconfig-for-serviceaccount NS/NAME=PATH` and
 //!   `--kubeconfig-for-user NAME=PATH` (repeatable) write kubeconfigs that act as that
@@ -76,6 +79,10 @@ enum Command {
         /// administrator, as an old kube-apiserver's insecure port).
         #[arg(long)]
         insecure_http: bool,
+        /// Another DNS name or IP address for the serving certificate (repeatable), e.g. for
+        /// clients on other machines when bound to `0.0.0.0`.
+        #[arg(long = "tls-san", value_name = "NAME|IP", value_parser = parse_san, conflicts_with = "insecure_http")]
+        tls_san: Vec<String>,
         /// `NS/NAME=PATH`: write a kubeconfig for the ServiceAccount NS/NAME to PATH (repeatable).
         #[arg(long, value_name = "NS/NAME=PATH", value_parser = parse_serviceaccount_kubeconfig)]
         kubeconfig_for_serviceaccount: Vec<(Identity, PathBuf)>,
@@ -143,6 +150,7 @@ async fn main() -> ExitCode {
             crds,
             rbac,
             insecure_http,
+            tls_san,
             kubeconfig_for_serviceaccount,
             kubeconfig_for_user,
             faults,
@@ -152,6 +160,9 @@ async fn main() -> ExitCode {
                 .address(SocketAddr::new(address, port))
                 .enforce_rbac(rbac)
                 .insecure_http(insecure_http);
+            for san in tls_san {
+                builder = builder.tls_san(san);
+            }
             for c in crds {
                 builder = builder.crd_path(c);
             }
@@ -185,7 +196,12 @@ async fn main() -> ExitCode {
                     }
                 }
             }
-            tracing::info!(url = env.url().unwrap_or_default(), kubeconfig = %kubeconfig.display(), "serving");
+            tracing::info!(
+                url = env.url().unwrap_or_default(),
+                kubeconfig = %kubeconfig.display(),
+                certificate_names = ?env.subject_alt_names().unwrap_or_default(),
+                "serving"
+            );
             serve_until_stopped(env, faults, on_sighup).await;
             tracing::info!("stopping");
             ExitCode::SUCCESS
@@ -302,6 +318,13 @@ fn parse_serviceaccount_kubeconfig(s: &str) -> Result<(Identity, PathBuf), Strin
         }
         _ => Err(format!("{s:?}: expected NS/NAME=PATH")),
     }
+}
+
+/// A `--tls-san`, checked to be an IP address or a DNS name.
+fn parse_san(s: &str) -> Result<String, String> {
+    s.parse::<capi_testkit::server::tls::SubjectAltName>()
+        .map(|n| n.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// `NAME=PATH` → the user and where its kubeconfig goes.

@@ -49,6 +49,7 @@ use axum::Router;
 use serde_json::json;
 
 use auth::Auth;
+pub use connections::ConnectionCounter;
 use faults::Faults;
 use requests::RequestCounter;
 use store::Store;
@@ -70,6 +71,7 @@ pub struct Server {
     faults: Arc<Faults>,
     requests: Arc<RequestCounter>,
     auth: Arc<Auth>,
+    connections: Arc<ConnectionCounter>,
     /// Events kept for resumed watches (a restart with a fresh store keeps as many).
     history: usize,
     housekeeping:
@@ -123,6 +125,7 @@ impl Server {
             faults,
             requests,
             auth: Arc::new(Auth::default()),
+            connections: Arc::default(),
             history,
             housekeeping: Arc::new(std::sync::Mutex::new(Some(rx))),
         };
@@ -161,6 +164,12 @@ impl Server {
         &self.requests
     }
 
+    /// Counts of the connections accepted so far, by protocol (HTTP/1.1, HTTP/2) and by
+    /// refusal (plain HTTP on the TLS port, failed handshakes).
+    pub fn connections(&self) -> &Arc<ConnectionCounter> {
+        &self.connections
+    }
+
     /// Authentication and authorization: tokens, RBAC enforcement (off by default).
     pub fn auth(&self) -> &Arc<Auth> {
         &self.auth
@@ -187,14 +196,17 @@ impl Server {
         Router::new().fallback(handlers::dispatch).with_state(app)
     }
 
-    /// Serves plain HTTP on `listener` until the returned task is aborted; then every
-    /// connection it accepted (open watches included) drops too.
+    /// Serves plain HTTP/1.1 on `listener` until the returned task is aborted; then every
+    /// connection it accepted (open watches included) drops too. No HTTP/2 (h2c): Go's server,
+    /// so kube-apiserver's insecure port, speaks it only over TLS.
     pub fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
         self.serve_with(listener, None)
     }
 
     /// Serves HTTPS with `cert` on `listener` until the returned task is aborted; then every
-    /// connection it accepted (open watches included) drops too. See [`tls`] for an example.
+    /// connection it accepted (open watches and HTTP/2 connections included) drops too.
+    /// HTTP/2 for clients choosing `h2` by ALPN (kubectl), HTTP/1.1 for the others (kube-rs);
+    /// plain HTTP gets Go's `400`. See [`tls`] for an example.
     pub fn serve_tls(
         &self,
         listener: tokio::net::TcpListener,
@@ -213,16 +225,14 @@ impl Server {
             .map(|a| a.to_string())
             .unwrap_or_default();
         let router = self.router(&address);
+        let counter = self.connections.clone();
         let stop = tokio_util::sync::CancellationToken::new();
         let listener = connections::Cuttable::new(listener, stop.clone());
         tokio::spawn(async move {
             let _stop_connections = stop.drop_guard();
-            let served = match tls {
-                Some(acceptor) => tls::serve(listener, acceptor, router).await,
-                None => axum::serve(listener, router).await,
-            };
-            if let Err(e) = served {
-                tracing::error!(error = %e, "API server stopped");
+            match tls {
+                Some(acceptor) => tls::serve(listener, acceptor, router, counter).await,
+                None => connections::serve_plain(listener, router, counter).await,
             }
         })
     }

@@ -1,5 +1,5 @@
 //! The object store: one global resourceVersion, server-owned metadata, no-op detection,
-//! deletion with finalizers, a bounded event history and the broadcast watches read.
+//! deletion with finalizers, a bounded event history and the fan-out watches read.
 //!
 //! Every operation runs under one lock, so each write is atomic and events are totally ordered
 //! by resourceVersion, as etcd orders them.
@@ -10,11 +10,14 @@
 //! watcher.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures::task::AtomicWaker;
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 use super::errors::ApiError;
 use super::resources::{Registry, Resource};
@@ -127,13 +130,172 @@ pub struct WatchEvent {
 #[derive(Debug)]
 pub struct Delivery {
     pub(crate) event: Arc<WatchEvent>,
-    pub(crate) stored_frame: std::sync::OnceLock<Bytes>,
+    pub(crate) stored_frame: OnceLock<Bytes>,
 }
 
 impl Delivery {
     /// The change itself.
     pub fn event(&self) -> &WatchEvent {
         &self.event
+    }
+}
+
+/// How many deliveries the fan-out keeps for watchers behind: one further behind is told to
+/// relist ([`RecvError::Lagged`]).
+const FAN_OUT_CAP: usize = 65_536;
+
+/// One link of the fan-out: a delivery and, once there is one, the next. The fan-out owns the
+/// links (the last [`FAN_OUT_CAP`]); a watcher holds only the one it read last, and reaches the
+/// next without a lock (a load and a reference count).
+#[derive(Debug)]
+struct Link {
+    /// `None` only in the first link, which no watcher is sent.
+    delivery: Option<Delivery>,
+    next: OnceLock<Weak<Link>>,
+}
+
+/// The fan-out of events to the open watches. A write appends a link and wakes every watcher;
+/// a watcher follows the links at its own pace, so no lock is taken per event and watcher (as
+/// a broadcast channel's waiter list takes one each time a watcher catches up).
+#[derive(Debug)]
+struct FanOut {
+    state: Mutex<FanOutState>,
+    /// The store is gone: watchers end after the deliveries they have not read.
+    closed: AtomicBool,
+}
+
+#[derive(Debug)]
+struct FanOutState {
+    /// The last link; a new subscription starts after it.
+    tail: Arc<Link>,
+    /// The links kept for the watchers behind, oldest first.
+    kept: VecDeque<Arc<Link>>,
+    /// One waker per subscription.
+    watchers: Vec<Arc<AtomicWaker>>,
+}
+
+impl FanOut {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(FanOutState {
+                tail: Arc::new(Link {
+                    delivery: None,
+                    next: OnceLock::new(),
+                }),
+                kept: VecDeque::new(),
+                watchers: Vec::new(),
+            }),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FanOutState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends `event` to every subscription (nothing to do without one).
+    fn publish(&self, event: Arc<WatchEvent>) {
+        let mut s = self.lock();
+        if s.watchers.is_empty() {
+            return;
+        }
+        let link = Arc::new(Link {
+            delivery: Some(Delivery {
+                event,
+                stored_frame: OnceLock::new(),
+            }),
+            next: OnceLock::new(),
+        });
+        // Only here, under the lock, is a link's `next` set, once.
+        let _ = s.tail.next.set(Arc::downgrade(&link));
+        s.kept.push_back(link.clone());
+        if s.kept.len() > FAN_OUT_CAP {
+            s.kept.pop_front();
+        }
+        s.tail = link;
+        for w in &s.watchers {
+            w.wake();
+        }
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        for w in &self.lock().watchers {
+            w.wake();
+        }
+    }
+}
+
+/// Why a [`Subscription`] has no more events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecvError {
+    /// The subscription fell so far behind that events it did not read are gone.
+    Lagged,
+    /// The store is gone.
+    Closed,
+}
+
+/// Every event after the moment [`Store::subscribe`] was called, in order.
+///
+/// ```
+/// use std::task::{Context, Poll, Waker};
+/// use capi_testkit::server::store::Store;
+///
+/// let (store, _housekeeping) = Store::new(100);
+/// let mut events = store.subscribe();
+/// let mut cx = Context::from_waker(Waker::noop());
+/// // Nothing happened since.
+/// assert!(matches!(events.poll_recv(&mut cx), Poll::Pending));
+/// ```
+#[derive(Debug)]
+pub struct Subscription {
+    fan_out: Arc<FanOut>,
+    /// The link read last.
+    at: Arc<Link>,
+    waker: Arc<AtomicWaker>,
+}
+
+impl Subscription {
+    /// The next event, waking `cx` when there is one if there is none yet.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<&Delivery, RecvError>> {
+        loop {
+            let next = match self.at.next.get() {
+                Some(next) => next,
+                None => {
+                    self.waker.register(cx.waker());
+                    // Looked at again: a link added before the registration woke nobody.
+                    match self.at.next.get() {
+                        Some(next) => next,
+                        None if self.fan_out.closed.load(Ordering::SeqCst) => {
+                            return Poll::Ready(Err(RecvError::Closed));
+                        }
+                        None => return Poll::Pending,
+                    }
+                }
+            };
+            let Some(next) = next.upgrade() else {
+                return Poll::Ready(Err(RecvError::Lagged));
+            };
+            self.at = next;
+            if self.at.delivery.is_some() {
+                break;
+            }
+        }
+        match &self.at.delivery {
+            Some(d) => Poll::Ready(Ok(d)),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut s = self.fan_out.lock();
+        s.watchers.retain(|w| !Arc::ptr_eq(w, &self.waker));
+        if s.watchers.is_empty() {
+            // Nobody is behind: the links kept are for nobody.
+            s.kept.clear();
+        }
     }
 }
 
@@ -186,8 +348,14 @@ pub struct State {
 pub struct Store {
     state: Mutex<State>,
     /// Every change, to the open watches.
-    deliveries: broadcast::Sender<Arc<Delivery>>,
+    fan_out: Arc<FanOut>,
     housekeeping: mpsc::UnboundedSender<Housekeeping>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.fan_out.close();
+    }
 }
 
 /// How a delete ended.
@@ -300,7 +468,7 @@ impl Store {
                 history_cap,
                 compacted_rv: start,
             }),
-            deliveries: broadcast::channel(65_536).0,
+            fan_out: Arc::new(FanOut::new()),
             housekeeping,
         });
         (store, rx)
@@ -312,8 +480,15 @@ impl Store {
     }
 
     /// A new subscription to every event after the current resourceVersion.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Delivery>> {
-        self.deliveries.subscribe()
+    pub fn subscribe(&self) -> Subscription {
+        let waker = Arc::new(AtomicWaker::new());
+        let mut s = self.fan_out.lock();
+        s.watchers.push(waker.clone());
+        Subscription {
+            fan_out: self.fan_out.clone(),
+            at: s.tail.clone(),
+            waker,
+        }
     }
 
     /// Schedules work for the in-server controllers.
@@ -336,12 +511,7 @@ impl Store {
                 state.compacted_rv = e.rv;
             }
         }
-        if self.deliveries.receiver_count() > 0 {
-            let _ = self.deliveries.send(Arc::new(Delivery {
-                event,
-                stored_frame: std::sync::OnceLock::new(),
-            }));
-        }
+        self.fan_out.publish(event);
     }
 
     /// Creates an object (already decoded, defaulted and validated) in the storage version.
@@ -957,6 +1127,78 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A waker that counts its wake-ups.
+    #[derive(Default)]
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn event(rv: u64) -> Arc<WatchEvent> {
+        Arc::new(WatchEvent {
+            rv,
+            group: String::new(),
+            plural: "configmaps".into(),
+            namespace: "default".into(),
+            type_: EventType::Added,
+            object: Arc::new(StoredObject::new(&json!({"metadata": {"name": "a"}}))),
+            old: None,
+        })
+    }
+
+    fn next_rv(sub: &mut Subscription, cx: &mut Context<'_>) -> Poll<Result<u64, RecvError>> {
+        sub.poll_recv(cx).map(|r| r.map(|d| d.event().rv))
+    }
+
+    #[test]
+    fn subscriptions_get_what_follows_them_in_order_and_are_woken() {
+        let (store, _rx) = Store::new(100);
+        let count = Arc::new(Count::default());
+        let waker = std::task::Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        // Nobody listens: nothing is kept.
+        store.fan_out.publish(event(1));
+        let mut a = store.subscribe();
+        assert!(next_rv(&mut a, &mut cx).is_pending());
+        store.fan_out.publish(event(2));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        let mut b = store.subscribe();
+        store.fan_out.publish(event(3));
+        assert_eq!(next_rv(&mut a, &mut cx), Poll::Ready(Ok(2)));
+        assert_eq!(next_rv(&mut a, &mut cx), Poll::Ready(Ok(3)));
+        assert!(next_rv(&mut a, &mut cx).is_pending());
+        assert_eq!(next_rv(&mut b, &mut cx), Poll::Ready(Ok(3)));
+        drop(b);
+        assert_eq!(store.fan_out.lock().watchers.len(), 1);
+    }
+
+    #[test]
+    fn a_subscription_too_far_behind_lags_and_one_of_a_dropped_store_closes() {
+        let (store, _rx) = Store::new(100);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut behind = store.subscribe();
+        let mut reading = store.subscribe();
+        for rv in 0..=FAN_OUT_CAP as u64 {
+            store.fan_out.publish(event(rv));
+            assert_eq!(next_rv(&mut reading, &mut cx), Poll::Ready(Ok(rv)));
+        }
+        assert_eq!(
+            next_rv(&mut behind, &mut cx),
+            Poll::Ready(Err(RecvError::Lagged))
+        );
+        store.fan_out.publish(event(1 << 20));
+        drop(store);
+        // What was sent before the store went is still read.
+        assert_eq!(next_rv(&mut reading, &mut cx), Poll::Ready(Ok(1 << 20)));
+        assert_eq!(
+            next_rv(&mut reading, &mut cx),
+            Poll::Ready(Err(RecvError::Closed))
+        );
+    }
 
     fn ns(store: &Store, name: &str) {
         let reg = Registry::new();

@@ -3,21 +3,24 @@
 //! (apiserver-semantics.md 1.6).
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use hyper::body::{Frame, SizeHint};
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 
 use super::App;
 use super::errors::ApiError;
 use super::handlers::{Target, output};
 use super::selectors::{FieldSelector, LabelSelector};
-use super::store::{Delivery, EventType, StoredObject, WatchEvent};
+use super::store::{Delivery, EventType, RecvError, StoredObject, Subscription, WatchEvent};
 
 /// How often a watch with bookmarks allowed gets one when nothing else happens.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
@@ -209,13 +212,14 @@ pub(crate) async fn serve(
         match app.store.history_after(from) {
             Err(oldest) => {
                 first.push(expired(from, oldest));
-                let body = Body::from_stream(futures::stream::iter(
-                    first.into_iter().map(Ok::<_, std::convert::Infallible>),
-                ));
+                let body = WatchBody {
+                    first: first.into_iter(),
+                    live: None,
+                };
                 return Ok((
                     StatusCode::OK,
                     [(header::CONTENT_TYPE, "application/json")],
-                    body,
+                    Body::new(body),
                 )
                     .into_response());
             }
@@ -231,8 +235,9 @@ pub(crate) async fn serve(
         }
     }
 
-    // The connection polls the watch itself (no task and channel per watcher between them):
-    // one wake-up per event and watcher, and a client that goes away drops the subscription.
+    // The connection polls the watch itself (no task and channel per watcher between them, no
+    // stream adapters): one wake-up per event and watcher, and a client that goes away drops
+    // the subscription.
     let live = Live {
         rx,
         filter,
@@ -243,63 +248,119 @@ pub(crate) async fn serve(
             BOOKMARK_EVERY,
         ),
         deadline: Box::pin(tokio::time::sleep(timeout)),
+        timers_wake: None,
         ended: false,
     };
-    let head = futures::stream::iter(first);
-    let tail = futures::stream::unfold(live, |mut w| async move {
-        let frame = w.next().await?;
-        Some((frame, w))
-    });
-    let stream = futures::StreamExt::map(futures::StreamExt::chain(head, tail), |b| {
-        Ok::<_, std::convert::Infallible>(b)
-    });
+    let body = WatchBody {
+        first: first.into_iter(),
+        live: Some(live),
+    };
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(stream),
+        Body::new(body),
     )
         .into_response())
 }
 
+/// A watch's body: its first frames, then the live ones.
+struct WatchBody {
+    first: std::vec::IntoIter<Bytes>,
+    /// `None` when the first frames are all there is (a 410).
+    live: Option<Live>,
+}
+
+impl axum::body::HttpBody for WatchBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if let Some(b) = this.first.next() {
+            return Poll::Ready(Some(Ok(Frame::data(b))));
+        }
+        match &mut this.live {
+            None => Poll::Ready(None),
+            Some(live) => live.poll_next(cx).map(|f| f.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.live.is_none() && self.first.len() == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
 /// A watch after its first frames: live events, bookmarks, the timeout.
 struct Live {
-    rx: tokio::sync::broadcast::Receiver<Arc<Delivery>>,
+    rx: Subscription,
     filter: Filter,
     last_rv: u64,
     bookmarks: bool,
     ticker: tokio::time::Interval,
-    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// The waker the deadline was last polled with: while the task is polled with the same one
+    /// (its connection's, on every poll but the first), the deadline needs no new registration,
+    /// only a look at its state.
+    timers_wake: Option<Waker>,
     ended: bool,
 }
 
 impl Live {
     /// The next frame, or `None` when the watch is over.
-    async fn next(&mut self) -> Option<Bytes> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         if self.ended {
-            return None;
+            return Poll::Ready(None);
         }
-        loop {
-            tokio::select! {
-                () = &mut self.deadline => return None,
-                _ = self.ticker.tick(), if self.bookmarks => {
-                    return Some(bookmark(&self.filter.target, self.last_rv, false));
+        let registered = self
+            .timers_wake
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()));
+        if registered {
+            if self.deadline.is_elapsed() {
+                self.ended = true;
+                return Poll::Ready(None);
+            }
+        } else {
+            if self.deadline.as_mut().poll(cx).is_ready() {
+                self.ended = true;
+                return Poll::Ready(None);
+            }
+            self.timers_wake = Some(cx.waker().clone());
+        }
+        while let Poll::Ready(r) = self.rx.poll_recv(cx) {
+            match r {
+                Ok(d) => {
+                    if d.event.rv <= self.last_rv {
+                        continue;
+                    }
+                    self.last_rv = d.event.rv;
+                    if let Some(f) = self.filter.frame_for_delivery(d) {
+                        return Poll::Ready(Some(f));
+                    }
                 }
-                r = self.rx.recv() => match r {
-                    Ok(d) => {
-                        if d.event.rv <= self.last_rv { continue; }
-                        self.last_rv = d.event.rv;
-                        if let Some(f) = self.filter.frame_for_delivery(&d) {
-                            return Some(f);
-                        }
-                    }
-                    // The watcher fell too far behind: tell it to relist, as a compacted server does.
-                    Err(RecvError::Lagged(_)) => {
-                        self.ended = true;
-                        return Some(expired(self.last_rv, self.last_rv + 1));
-                    }
-                    Err(RecvError::Closed) => return None,
-                },
+                // The watcher fell too far behind: tell it to relist, as a compacted server does.
+                Err(RecvError::Lagged) => {
+                    self.ended = true;
+                    return Poll::Ready(Some(expired(self.last_rv, self.last_rv + 1)));
+                }
+                Err(RecvError::Closed) => {
+                    self.ended = true;
+                    return Poll::Ready(None);
+                }
             }
         }
+        // The ticker is polled on every poll (it has no cheaper look at its state); it only
+        // runs with bookmarks allowed.
+        if self.bookmarks && self.ticker.poll_tick(cx).is_ready() {
+            return Poll::Ready(Some(bookmark(&self.filter.target, self.last_rv, false)));
+        }
+        Poll::Pending
     }
 }

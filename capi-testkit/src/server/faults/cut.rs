@@ -6,13 +6,14 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
-use axum::body::{Body, BodyDataStream};
+use axum::body::{Body, HttpBody};
 use axum::response::Response;
 use bytes::Bytes;
+use futures::Future;
 use futures::task::AtomicWaker;
-use futures::{Future, Stream};
+use hyper::body::{Frame, SizeHint};
 
 use super::Cut;
 
@@ -38,10 +39,16 @@ impl Switch {
         first
     }
 
-    /// Whether the watch is cut, waking `cx` when it is later.
-    fn poll_cut(&self, cx: &Context<'_>) -> bool {
+    /// Whether the watch is cut, waking `cx` when it is later. `registered` is the waker
+    /// registered last: while the body is polled with the same one (its connection's task, on
+    /// every poll but the first), the flag is all there is to look at.
+    fn poll_cut(&self, cx: &Context<'_>, registered: &mut Option<Waker>) -> bool {
+        if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            return self.is_cut();
+        }
         self.is_cut() || {
             self.waker.register(cx.waker());
+            *registered = Some(cx.waker().clone());
             // Checked again: a cut between the first check and the registration woke nobody.
             self.is_cut()
         }
@@ -101,9 +108,10 @@ impl OpenWatches {
             id
         };
         let (parts, body) = resp.into_parts();
-        let stream = CutStream {
-            body: body.into_data_stream(),
+        let cut = CutBody {
+            body,
             switch,
+            registered: None,
             deadline: match plan {
                 Some(Cut::After(d)) => Some(Box::pin(tokio::time::sleep(d))),
                 _ => None,
@@ -119,7 +127,7 @@ impl OpenWatches {
                 registry: self.registry.clone(),
             },
         };
-        Response::from_parts(parts, Body::from_stream(stream))
+        Response::from_parts(parts, Body::new(cut))
     }
 }
 
@@ -135,10 +143,13 @@ impl Drop for Registration {
     }
 }
 
-/// A watch body that can be cut.
-struct CutStream {
-    body: BodyDataStream,
+/// A watch body that can be cut (a body around the watch's, not a stream of its chunks: one
+/// poll per frame and no adapters between the connection and the watch).
+struct CutBody {
+    body: Body,
     switch: Arc<Switch>,
+    /// The waker the switch holds.
+    registered: Option<Waker>,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Events still let through before the cut.
     events_left: Option<u32>,
@@ -170,8 +181,8 @@ fn split_after_events(chunk: &[u8], n: u32) -> Result<usize, u32> {
     Err(seen)
 }
 
-impl CutStream {
-    fn cut(&mut self) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+impl CutBody {
+    fn cut(&mut self) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         self.done = true;
         tracing::debug!("injected: watch connection dropped");
         Poll::Ready(Some(Err(std::io::Error::new(
@@ -181,15 +192,19 @@ impl CutStream {
     }
 }
 
-impl Stream for CutStream {
-    type Item = Result<Bytes, std::io::Error>;
+impl HttpBody for CutBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let this = self.get_mut();
         if this.done {
             return Poll::Ready(None);
         }
-        if this.cut_next || this.switch.poll_cut(cx) {
+        if this.cut_next || this.switch.poll_cut(cx, &mut this.registered) {
             return this.cut();
         }
         if let Some(d) = this.deadline.as_mut()
@@ -197,8 +212,13 @@ impl Stream for CutStream {
         {
             return this.cut();
         }
-        match Pin::new(&mut this.body).poll_next(cx) {
-            Poll::Ready(Some(Ok(mut chunk))) => {
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let mut chunk = match frame.into_data() {
+                    Ok(chunk) => chunk,
+                    // Trailers (a watch has none) pass through.
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                };
                 if let Some(left) = this.events_left {
                     match split_after_events(&chunk, left) {
                         Ok(end) => {
@@ -208,7 +228,7 @@ impl Stream for CutStream {
                         Err(seen) => this.events_left = Some(left - seen),
                     }
                 }
-                Poll::Ready(Some(Ok(chunk)))
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
             }
             Poll::Ready(Some(Err(e))) => {
                 this.done = true;
@@ -220,6 +240,14 @@ impl Stream for CutStream {
             }
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
     }
 }
 

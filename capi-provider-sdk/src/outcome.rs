@@ -36,6 +36,7 @@ impl MachineOutcome {
             provider_id: provider_id.into(),
             addresses: Vec::new(),
             failure_domain: None,
+            interruptible: false,
         }
     }
 
@@ -58,6 +59,9 @@ pub struct MachineProvisioned {
     pub addresses: Vec<MachineAddress>,
     /// `status.failureDomain`: where the machine actually runs.
     pub failure_domain: Option<String>,
+    /// `status.interruptible`: the instance is a spot/preemptible one (see
+    /// [`interruptible`](Self::interruptible)).
+    pub interruptible: bool,
 }
 
 impl MachineProvisioned {
@@ -78,6 +82,31 @@ impl MachineProvisioned {
     /// Sets the failure domain the machine runs in.
     pub fn in_failure_domain(mut self, failure_domain: impl Into<String>) -> Self {
         self.failure_domain = Some(failure_domain.into());
+        self
+    }
+
+    /// Reports whether the instance may be interrupted by the infrastructure (a spot or
+    /// preemptible instance). The SDK writes `status.interruptible: true` (in both contracts'
+    /// shapes) and CAPI core then labels the workload Node `cluster.x-k8s.io/interruptible`,
+    /// which node-termination handlers and schedulers select on.
+    ///
+    /// Like the addresses, every provisioned outcome describes the instance afresh: one that
+    /// does not report it (the default) means "not interruptible", and the SDK then leaves the
+    /// field absent (an explicit `false` already there stays, a `true` is removed). Report it on
+    /// every provisioned outcome of such an instance, typically from the instance's own data,
+    /// so the field never flips between reconciles. Waits, in-progress outcomes and failures
+    /// leave it as it is.
+    ///
+    /// ```
+    /// use capi_provider_sdk::outcome::MachineOutcome;
+    ///
+    /// let spot = MachineOutcome::provisioned("example://zone-a/i-42").interruptible(true);
+    /// assert!(spot.interruptible);
+    /// // Not said: not interruptible.
+    /// assert!(!MachineOutcome::provisioned("example://zone-a/i-43").interruptible);
+    /// ```
+    pub fn interruptible(mut self, interruptible: bool) -> Self {
+        self.interruptible = interruptible;
         self
     }
 }

@@ -1,9 +1,14 @@
 //! The least-privilege ClusterRole of a provider, generated from the kinds it reconciles.
 //!
 //! What the SDK itself touches: the provider's kinds (and their `status` and `finalizers`
-//! subresources), CAPI Clusters and Machines (read), bootstrap-data Secrets (read), CRDs (read,
-//! to resolve referenced kinds' versions from their contract labels), Events (write) and Leases
+//! subresources), CAPI Clusters and Machines (read), bootstrap-data Secrets (read), the
+//! provider's own CRDs (`get` only, restricted by `resourceNames`: the manager's
+//! [start-up check](crate::manager#the-crd-check-at-start-up) of their contract labels, and
+//! resolving the version of the InfraCluster a Cluster references), Events (write) and Leases
 //! (leader election).
+//!
+//! A provider whose machines may sit in Clusters whose infrastructure is a kind it does not
+//! reconcile itself adds `get` on that kind's CRD with [`ClusterRoleBuilder::rule`].
 //!
 //! ```
 //! use capi_provider_sdk::rbac::{ClusterRoleBuilder, ResourceRef};
@@ -12,6 +17,10 @@
 //!     .build();
 //! let rules = role.rules.unwrap();
 //! assert!(rules.iter().any(|r| r.resources.as_ref().unwrap().contains(&"examplemachines/status".to_string())));
+//! // Its own CRD, read only, by name.
+//! let crds = rules.iter().find(|r| r.resources.as_ref().unwrap() == &["customresourcedefinitions"]).unwrap();
+//! assert_eq!(crds.verbs, ["get"]);
+//! assert_eq!(crds.resource_names.as_deref().unwrap(), ["examplemachines.infrastructure.example.com"]);
 //! ```
 
 use std::collections::BTreeSet;
@@ -40,6 +49,11 @@ impl ResourceRef {
     /// The resource of a kube type.
     pub fn of<K: kube::Resource<DynamicType = ()>>() -> Self {
         Self::new(K::group(&()), K::plural(&()))
+    }
+
+    /// The name of its CRD, `<plural>.<group>`.
+    pub fn crd_name(&self) -> String {
+        format!("{}.{}", self.plural, self.group)
     }
 }
 
@@ -111,11 +125,17 @@ impl ClusterRoleBuilder {
             &["get", "list", "watch"],
         ));
         rules.push(rule("", &["secrets"], &["get", "list", "watch"]));
-        rules.push(rule(
-            "apiextensions.k8s.io",
-            &["customresourcedefinitions"],
-            &["get", "list", "watch"],
-        ));
+        // Without names a rule would grant every CRD: none when there is nothing to name.
+        if !self.resources.is_empty() {
+            rules.push(PolicyRule {
+                resource_names: Some(self.resources.iter().map(ResourceRef::crd_name).collect()),
+                ..rule(
+                    "apiextensions.k8s.io",
+                    &["customresourcedefinitions"],
+                    &["get"],
+                )
+            });
+        }
         rules.push(rule("", &["events"], &["create", "patch"]));
         rules.push(rule("events.k8s.io", &["events"], &["create", "patch"]));
         rules.push(rule(

@@ -328,6 +328,10 @@ pub mod v1beta1 {
         /// The machine's addresses.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub addresses: Option<Vec<MachineAddress>>,
+        /// Whether the instance may be interrupted (spot/preemptible); core labels the Node
+        /// `cluster.x-k8s.io/interruptible` (read by v1beta1 core as well).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub interruptible: Option<bool>,
         /// A terminal failure's reason (copied to the Machine; triggers remediation).
         #[serde(
             rename = "failureReason",

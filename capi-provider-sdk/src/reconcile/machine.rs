@@ -404,6 +404,8 @@ async fn apply_outcome<P: InfraMachine>(
             let status = next.contract_status_mut();
             status.set_provisioned();
             status.set_addresses(p.addresses);
+            // Not reported means not interruptible: a `true` goes, an absent field stays absent.
+            status.set_interruptible(p.interruptible);
             let in_status = status.set_failure_domain(placed);
             status.set_terminal_failure(None);
             conditions::set_ready(

@@ -5,10 +5,27 @@
 //! `cargo bench -p capi-provider-sdk --bench provision` (or `cargo xtask bench`);
 //! `BENCH_MACHINES=N` changes the count.
 //!
-//! The API server runs in a child process (this binary again, with `--serve-api`), so the
-//! figures are the controllers' alone: CPU time of the `controllers` runtime's threads (from
-//! `/proc/self/task`), and RSS per object as this process's growth while the controller takes
-//! the objects over (its caches and queues), divided by their count.
+//! Each controller runs in a process of its own, as a provider does: this binary again, with
+//! `--provider sdk|baseline`, one runtime worker thread. The API server runs in another child
+//! (`--serve-api`), and the driver that creates the objects and polls for their progress is
+//! this parent process, so the figures are the controllers' alone, the baseline's and the
+//! SDK's measured alike in fresh processes:
+//!
+//! - controller CPU: CPU time of the provider process's `controllers` threads (from
+//!   `/proc/self/task`);
+//! - RSS per object: the provider process's resident memory (`VmRSS`) after every object is
+//!   provisioned, minus what it was when started and idle (runtime and client built, nothing
+//!   requested yet), divided by the number of InfraMachines. The growth is everything the
+//!   controller took on: caches, queues, connections, allocator overhead, code paged in;
+//! - heap per object: the same difference of the bytes allocated and not yet freed, counted by
+//!   the global allocator: the live heap without the freed-but-kept pages RSS also counts;
+//! - +RSS and +heap per object: then `N` more InfraMachines, provisioned by the same process;
+//!   the growth from `N` to `2N`, over `N`: what each further managed object costs, without the
+//!   fixed part the first figures carry. The target (under 10 KiB) is judged on this one; both
+//!   are printed.
+//!
+//! `BENCH_VERBOSE=1` also prints the requests per resource and the RSS growth split into
+//! anonymous and file-backed memory.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -173,6 +190,13 @@ fn rss_kib() -> u64 {
 
 /// Cluster, bootstrap secret, `n` Machines and their BenchMachines, as CAPI core leaves them.
 async fn populate(client: &Client, ns: &str, n: usize) {
+    populate_cluster(client, ns).await;
+    add_machines(client, ns, 0..n).await;
+}
+
+/// The namespace, the bootstrap Secret and a Cluster whose infrastructure and control plane
+/// are ready.
+async fn populate_cluster(client: &Client, ns: &str) {
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     namespaces
         .create(
@@ -213,10 +237,15 @@ async fn populate(client: &Client, ns: &str, n: usize) {
         )
         .await
         .unwrap();
+}
+
+/// Machines `m{i}` for `i` in `range` and their BenchMachines, owned by them.
+async fn add_machines(client: &Client, ns: &str, range: std::ops::Range<usize>) {
+    let post = PostParams::default();
     let machines: Api<capi_provider_sdk::capi_core::v1beta2::Machine> =
         Api::namespaced(client.clone(), ns);
     let infra: Api<BenchMachine> = Api::namespaced(client.clone(), ns);
-    let batch = futures::stream::iter(0..n)
+    let batch = futures::stream::iter(range)
         .map(|i| {
             let (machines, infra, post) = (machines.clone(), infra.clone(), post.clone());
             async move {
@@ -299,8 +328,227 @@ struct Figures {
     reads: u64,
     cpu_per_machine_ms: f64,
     reconciles: f64,
+    /// RSS growth from idle to `n` provisioned, over `n`.
     rss_per_object_kib: f64,
     heap_per_object_kib: f64,
+    /// RSS growth from `n` to `2n` provisioned, over `n`: what one more object costs.
+    marginal_rss_kib: f64,
+    marginal_heap_kib: f64,
+}
+
+/// What one provider process measured while it took its objects over.
+struct ProviderFigures {
+    cpu_s: f64,
+    rss_kib: u64,
+    heap_bytes: u64,
+}
+
+/// RSS, anonymous and file-backed resident memory of this process, in KiB (`smaps_rollup`).
+fn rss_breakdown_kib() -> (u64, u64, u64) {
+    let text = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let (rss, anon) = (field("Rss:"), field("Anonymous:"));
+    (rss, anon, rss.saturating_sub(anon))
+}
+
+/// The provider child (`--provider sdk|baseline KUBECONFIG NAMESPACE METRICS_ADDR`): builds its
+/// runtime and client, says `ready`, starts the controller on `start`, and on `report` prints
+/// the CPU time of its `controllers` threads, its RSS growth and its heap growth since `start`.
+fn provider_process(args: &[String]) {
+    use std::io::{BufRead, Write};
+    let (sdk, kubeconfig, namespace, metrics_addr) = (
+        args[0] == "sdk",
+        PathBuf::from(&args[1]),
+        args[2].clone(),
+        args[3].parse::<std::net::SocketAddr>().unwrap(),
+    );
+    let controllers_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("controllers")
+        .enable_all()
+        .build()
+        .unwrap();
+    let c = client_on(&controllers_rt, &kubeconfig);
+    let mut stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    let mut line = String::new();
+    writeln!(stdout, "bench-ready").unwrap();
+    stdout.flush().unwrap();
+    stdin.read_line(&mut line).unwrap();
+    let cpu_before = thread_cpu("controllers");
+    let rss_before = rss_kib();
+    let breakdown_before = rss_breakdown_kib();
+    let heap_before = heap_in_use();
+    let _controller = if sdk {
+        controllers_rt.spawn(async move {
+            let options = ManagerOptions {
+                namespace: Some(namespace),
+                concurrency: 16,
+                metrics_addr: Some(metrics_addr),
+                ..ManagerOptions::new("bench")
+            };
+            let _ = Manager::new(c, options)
+                .machine(InstantCloud)
+                .run_until(std::future::pending())
+                .await;
+        })
+    } else {
+        controllers_rt.spawn(async move {
+            let api: Api<BenchMachine> = Api::namespaced(c, &namespace);
+            Controller::new(api.clone(), watcher::Config::default())
+                .with_config(kube::runtime::controller::Config::default().concurrency(16))
+                .run(
+                    baseline_reconcile,
+                    |_, _, _| Action::requeue(Duration::from_millis(100)),
+                    Arc::new(api),
+                )
+                .for_each(|_| async {})
+                .await;
+        })
+    };
+    // Each `report` is answered with the figures since `start`; end of input ends the process.
+    loop {
+        line.clear();
+        if stdin.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let cpu = thread_cpu("controllers") - cpu_before;
+        let rss = rss_kib().saturating_sub(rss_before);
+        let heap = heap_in_use().saturating_sub(heap_before);
+        if std::env::var_os("BENCH_VERBOSE").is_some() {
+            let after = rss_breakdown_kib();
+            let threads = std::fs::read_dir("/proc/self/task").map_or(0, Iterator::count);
+            let sockets = std::fs::read_dir("/proc/self/fd").map_or(0, |fds| {
+                fds.flatten()
+                    .filter(|fd| {
+                        std::fs::read_link(fd.path())
+                            .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+                    })
+                    .count()
+            });
+            eprintln!(
+                "  provider process: RSS +{} KiB (anonymous +{} KiB, file-backed +{} KiB), {threads} threads, {sockets} sockets",
+                after.0.saturating_sub(breakdown_before.0),
+                after.1.saturating_sub(breakdown_before.1),
+                after.2.saturating_sub(breakdown_before.2),
+            );
+        }
+        writeln!(stdout, "bench-report {cpu} {rss} {heap}").unwrap();
+        stdout.flush().unwrap();
+    }
+}
+
+/// A client for the API server of `kubeconfig`, its connections on `rt`.
+fn client_on(rt: &tokio::runtime::Runtime, kubeconfig: &std::path::Path) -> Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    rt.block_on(async move {
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        Client::try_from(config).unwrap()
+    })
+}
+
+/// A provider child process: started idle, then told to start and to report.
+///
+/// `BENCH_PROVIDER_WRAPPER=heaptrack` (any command taking the program and its arguments) runs
+/// it under that tool; closing its stdin makes it exit, so the tool sees a normal exit.
+struct ProviderProcess {
+    stdin: Option<std::process::ChildStdin>,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    child: std::process::Child,
+}
+
+impl ProviderProcess {
+    fn spawn(
+        sdk: bool,
+        kubeconfig: &std::path::Path,
+        ns: &str,
+        metrics: std::net::SocketAddr,
+    ) -> Self {
+        let exe = std::env::current_exe().unwrap();
+        let mut command = match std::env::var_os("BENCH_PROVIDER_WRAPPER") {
+            Some(wrapper) => {
+                let mut c = std::process::Command::new(wrapper);
+                c.arg(exe);
+                c
+            }
+            None => std::process::Command::new(exe),
+        };
+        let mut child = command
+            .arg("--provider")
+            .arg(if sdk { "sdk" } else { "baseline" })
+            .arg(kubeconfig)
+            .arg(ns)
+            .arg(metrics.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut p = Self {
+            stdin,
+            stdout,
+            child,
+        };
+        p.expect("bench-ready");
+        p
+    }
+
+    /// The next line starting with `prefix` (a wrapper may print lines of its own), less it.
+    fn expect(&mut self, prefix: &str) -> String {
+        use std::io::BufRead;
+        loop {
+            let mut line = String::new();
+            if self.stdout.read_line(&mut line).unwrap() == 0 {
+                panic!("the provider process exited before saying {prefix}");
+            }
+            if let Some(rest) = line.trim().strip_prefix(prefix) {
+                return rest.trim().to_owned();
+            }
+        }
+    }
+
+    fn send(&mut self, command: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{command}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn report(&mut self) -> ProviderFigures {
+        self.send("report");
+        let line = self.expect("bench-report");
+        let mut fields = line.split_whitespace();
+        let mut next = || fields.next().unwrap().to_owned();
+        ProviderFigures {
+            cpu_s: next().parse().unwrap(),
+            rss_kib: next().parse().unwrap(),
+            heap_bytes: next().parse().unwrap(),
+        }
+    }
+}
+
+impl Drop for ProviderProcess {
+    /// Closes its stdin, which makes it exit; kills it if it has not within ten seconds.
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn main() {
@@ -308,10 +556,14 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--provider") {
+        provider_process(&args[i + 1..]);
+        return;
+    }
     let labels = ContractVersionLabels::new().with("v1beta2", ["v1alpha1"]);
     let mut crds = capi_provider_sdk::capi_core::crd::core_crds().unwrap();
     crds.push(provider_crd(vec![BenchMachine::crd()], "v1alpha1", &labels).unwrap());
-    let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--serve-api") {
         // The child: serve until killed, after writing the kubeconfig.
         let path = PathBuf::from(&args[i + 1]);
@@ -327,7 +579,7 @@ fn main() {
     }
     let kubeconfig =
         std::env::temp_dir().join(format!("provision-bench-{}.kubeconfig", std::process::id()));
-    let mut server = ServerProcess(
+    let mut server = ChildProcess(
         std::process::Command::new(std::env::current_exe().unwrap())
             .arg("--serve-api")
             .arg(&kubeconfig)
@@ -340,30 +592,13 @@ fn main() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
+    let driver_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("driver")
         .enable_all()
         .build()
         .unwrap();
-    let controllers_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("controllers")
-        .enable_all()
-        .build()
-        .unwrap();
-    let client_on = |rt: &tokio::runtime::Runtime| {
-        let kubeconfig = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
-        rt.block_on(async move {
-            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-                .await
-                .unwrap();
-            Client::try_from(config).unwrap()
-        })
-    };
-    // Each client's connections live on its own runtime.
-    let driver_client = client_on(&server_rt);
-    let controller_client = client_on(&controllers_rt);
+    let driver_client = client_on(&driver_rt, &kubeconfig);
 
     let mut results = Vec::new();
     for (label, sdk) in [
@@ -373,47 +608,17 @@ fn main() {
         let ns = if sdk { "sdk" } else { "baseline" };
         let client = driver_client.clone();
         let t = Instant::now();
-        server_rt.block_on(populate(&client, ns, n));
+        driver_rt.block_on(populate(&client, ns, n));
         eprintln!("{label}: {n} machines created in {:.1?}", t.elapsed());
 
         let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .unwrap();
-        let requests_before = server_rt.block_on(request_counts(&client));
-        let cpu_before = thread_cpu("controllers");
-        let rss_before = rss_kib();
-        let heap_before = heap_in_use();
+        let mut provider = ProviderProcess::spawn(sdk, &kubeconfig, ns, metrics_addr);
+        let requests_before = driver_rt.block_on(request_counts(&client));
         let start = Instant::now();
-        let c = controller_client.clone();
-        let namespace = ns.to_owned();
-        let _controller = if sdk {
-            controllers_rt.spawn(async move {
-                let options = ManagerOptions {
-                    namespace: Some(namespace),
-                    concurrency: 16,
-                    metrics_addr: Some(metrics_addr),
-                    ..ManagerOptions::new("bench")
-                };
-                let _ = Manager::new(c, options)
-                    .machine(InstantCloud)
-                    .run_until(std::future::pending())
-                    .await;
-            })
-        } else {
-            controllers_rt.spawn(async move {
-                let api: Api<BenchMachine> = Api::namespaced(c, &namespace);
-                Controller::new(api.clone(), watcher::Config::default())
-                    .with_config(kube::runtime::controller::Config::default().concurrency(16))
-                    .run(
-                        baseline_reconcile,
-                        |_, _, _| Action::requeue(Duration::from_millis(100)),
-                        Arc::new(api),
-                    )
-                    .for_each(|_| async {})
-                    .await;
-            })
-        };
-        server_rt.block_on(async {
+        provider.send("start");
+        driver_rt.block_on(async {
             while provisioned(&client, ns).await < n {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -421,17 +626,27 @@ fn main() {
         let wall = start.elapsed();
         // Let trailing writes (events, conditions) land before counting.
         std::thread::sleep(Duration::from_millis(500));
-        let cpu = thread_cpu("controllers") - cpu_before;
-        let rss = rss_kib().saturating_sub(rss_before);
-        let heap = heap_in_use().saturating_sub(heap_before);
-        let req = server_rt
+        let p = provider.report();
+        let req = driver_rt
             .block_on(request_counts(&client))
             .since(&requests_before);
         let reconcile_count = if sdk {
-            server_rt.block_on(reconciles(metrics_addr))
+            driver_rt.block_on(reconciles(metrics_addr))
         } else {
             f64::NAN
         };
+        // The memory each further object costs: `n` more, provisioned by the same process.
+        // (Growth from idle also holds what does not grow with the objects: code paged in on
+        // first use, the connection pool, the runtime's buffers.)
+        driver_rt.block_on(add_machines(&client, ns, n..2 * n));
+        driver_rt.block_on(async {
+            while provisioned(&client, ns).await < 2 * n {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let p2 = provider.report();
+        drop(provider);
         if std::env::var_os("BENCH_VERBOSE").is_some() {
             for ((method, resource), count) in &req.0 {
                 eprintln!("  {method} {resource}: {count}");
@@ -450,17 +665,23 @@ fn main() {
                 writes_per_machine: req.writes("benchmachines") as f64 / n as f64,
                 events_per_machine: req.writes("events") as f64 / n as f64,
                 reads,
-                cpu_per_machine_ms: cpu * 1000.0 / n as f64,
+                cpu_per_machine_ms: p.cpu_s * 1000.0 / n as f64,
                 reconciles: reconcile_count,
-                rss_per_object_kib: rss as f64 / n as f64,
-                heap_per_object_kib: heap as f64 / 1024.0 / n as f64,
+                rss_per_object_kib: p.rss_kib as f64 / n as f64,
+                heap_per_object_kib: p.heap_bytes as f64 / 1024.0 / n as f64,
+                marginal_rss_kib: p2.rss_kib.saturating_sub(p.rss_kib) as f64 / n as f64,
+                marginal_heap_kib: p2.heap_bytes.saturating_sub(p.heap_bytes) as f64
+                    / 1024.0
+                    / n as f64,
             },
         ));
     }
 
-    println!("\n{n} InfraMachines, creation to provisioned, zero-latency cloud, 2 threads");
     println!(
-        "{:<24}{:>10}{:>14}{:>14}{:>10}{:>16}{:>14}{:>14}{:>14}",
+        "\n{n} InfraMachines, creation to provisioned, zero-latency cloud, provider process with one worker thread"
+    );
+    println!(
+        "{:<24}{:>10}{:>14}{:>14}{:>10}{:>16}{:>14}{:>14}{:>14}{:>16}{:>16}",
         "",
         "wall",
         "writes/mach.",
@@ -469,11 +690,13 @@ fn main() {
         "ctrl CPU/mach.",
         "reconciles",
         "RSS/object",
-        "heap/object"
+        "heap/object",
+        "+RSS/object",
+        "+heap/object"
     );
     for (label, f) in &results {
         println!(
-            "{label:<24}{:>9.2}s{:>14.2}{:>14.2}{:>10}{:>14.3}ms{:>14}{:>11.2}KiB{:>11.2}KiB",
+            "{label:<24}{:>9.2}s{:>14.2}{:>14.2}{:>10}{:>14.3}ms{:>14}{:>11.2}KiB{:>11.2}KiB{:>13.2}KiB{:>13.2}KiB",
             f.wall.as_secs_f64(),
             f.writes_per_machine,
             f.events_per_machine,
@@ -486,8 +709,14 @@ fn main() {
             },
             f.rss_per_object_kib,
             f.heap_per_object_kib,
+            f.marginal_rss_kib,
+            f.marginal_heap_kib,
         );
     }
+    println!(
+        "(RSS/object, heap/object: growth from idle to {n} provisioned, over {n}; +RSS/object, +heap/object: growth from {n} to {} provisioned, over {n})",
+        2 * n
+    );
     if let [(_, base), (_, sdk)] = results.as_slice() {
         println!(
             "\nSDK / baseline: wall {:.2}x, writes {:.2}x, controller CPU {:.2}x, RSS/object {:.2}x, heap/object {:.2}x",
@@ -497,17 +726,24 @@ fn main() {
             sdk.rss_per_object_kib / base.rss_per_object_kib.max(f64::EPSILON),
             sdk.heap_per_object_kib / base.heap_per_object_kib.max(f64::EPSILON),
         );
-        let met = sdk.rss_per_object_kib < RSS_TARGET_KIB;
+        // An object's cost is what one more adds; the growth from idle also carries the fixed
+        // part (code paged in, the connection pool), printed beside it.
+        let met = sdk.marginal_rss_kib < RSS_TARGET_KIB;
         println!(
-            "Target: SDK RSS per managed object under {RSS_TARGET_KIB:.0} KiB: {} ({:.2} KiB; heap in use {:.2} KiB){}",
+            "Target: SDK RSS per managed object under {RSS_TARGET_KIB:.0} KiB: {} ({:.2} KiB for each object past {n}, heap {:.2} KiB; growth from idle over {n} objects {:.2} KiB, {})",
             if met { "MET" } else { "NOT MET" },
+            sdk.marginal_rss_kib,
+            sdk.marginal_heap_kib,
             sdk.rss_per_object_kib,
-            sdk.heap_per_object_kib,
-            match std::env::var("MALLOC_ARENA_MAX") {
-                Ok(v) => format!(", MALLOC_ARENA_MAX={v}"),
-                Err(_) => String::new(),
+            if sdk.rss_per_object_kib < RSS_TARGET_KIB {
+                "also under"
+            } else {
+                "over: fixed costs included"
             },
         );
+        if let Ok(v) = std::env::var("MALLOC_ARENA_MAX") {
+            println!("(MALLOC_ARENA_MAX={v})");
+        }
         if sdk.reconciles.is_finite() && sdk.reconciles > 0.0 {
             println!(
                 "SDK CPU per reconcile: {:.3} ms ({} reconciles)",
@@ -520,10 +756,10 @@ fn main() {
     let _ = std::fs::remove_file(&kubeconfig);
 }
 
-/// Kills the API server process when the bench ends.
-struct ServerProcess(std::process::Child);
+/// Kills a child process (the API server, a provider) when dropped.
+struct ChildProcess(std::process::Child);
 
-impl Drop for ServerProcess {
+impl Drop for ChildProcess {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();

@@ -91,7 +91,7 @@ fn embedded_resource(x: &Value, path: &str, out: &mut Vec<FieldError>) {
             None => out.push(invalid("kind", v, "must be a string".into())),
             Some("") => out.push(invalid("kind", v, "must not be empty".into())),
             Some(kind) => {
-                let errs = meta::dns1035_label(&kind.to_lowercase());
+                let errs = super::names::dns1035_label(&kind.to_lowercase());
                 if !errs.is_empty() {
                     out.push(invalid(
                         "kind",

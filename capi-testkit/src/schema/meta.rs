@@ -3,64 +3,7 @@
 use serde_json::Value;
 
 use super::field_error::{FieldError, FieldErrorType};
-
-const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
-
-fn dns1123_label_ok(l: &str) -> bool {
-    !l.is_empty()
-        && l.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && l.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && l.ends_with(|c: char| c.is_ascii_alphanumeric())
-}
-
-/// `validation.IsDNS1123Subdomain`: the reasons `name` is not a DNS-1123 subdomain (none if it is).
-///
-/// ```
-/// assert!(capi_testkit::schema::dns1123_subdomain("example.com").is_empty());
-/// assert_eq!(capi_testkit::schema::dns1123_subdomain("Example").len(), 1);
-/// ```
-pub fn dns1123_subdomain(name: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if name.len() > 253 {
-        errs.push("must be no more than 253 characters".to_owned());
-    }
-    if !name.split('.').all(dns1123_label_ok) {
-        errs.push(DNS1123_SUBDOMAIN_MSG.to_owned());
-    }
-    errs
-}
-
-/// `validation.IsDNS1123Label`.
-fn dns1123_label(name: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if name.len() > 63 {
-        errs.push("must be no more than 63 characters".to_owned());
-    }
-    if !dns1123_label_ok(name) {
-        errs.push(DNS1123_LABEL_MSG.to_owned());
-    }
-    errs
-}
-
-/// `validation.IsDNS1035Label`: the reasons `name` is not a DNS-1035 label (none if it is).
-///
-/// ```
-/// assert!(capi_testkit::schema::dns1035_label("v1beta2").is_empty());
-/// assert_eq!(capi_testkit::schema::dns1035_label("1v").len(), 1);
-/// ```
-pub fn dns1035_label(name: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if name.len() > 63 {
-        errs.push("must be no more than 63 characters".to_owned());
-    }
-    if !(dns1123_label_ok(name) && name.starts_with(|c: char| c.is_ascii_lowercase())) {
-        errs.push(DNS1035_LABEL_MSG.to_owned());
-    }
-    errs
-}
+use super::names::{dns1123_label, dns1123_subdomain, label_value, qualified_name};
 
 /// `path.IsValidPathSegmentName`, the name rule of embedded resources.
 fn path_segment_name(name: &str) -> Vec<String> {
@@ -103,67 +46,8 @@ fn check_names(
     }
 }
 
-const QUALIFIED_NAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
-const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
 /// `TotalAnnotationSizeLimitB`.
 const ANNOTATIONS_SIZE_LIMIT: usize = 256 * 1024;
-
-/// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`.
-fn qualified_name_part_ok(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
-}
-
-/// `validation.IsQualifiedName`: label keys and (lower-cased) annotation keys.
-fn qualified_name(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    let parts: Vec<&str> = value.split('/').collect();
-    let name = match parts.as_slice() {
-        [name] => *name,
-        [prefix, name] => {
-            if prefix.is_empty() {
-                errs.push("prefix part must be non-empty".to_owned());
-            } else {
-                errs.extend(
-                    dns1123_subdomain(prefix)
-                        .into_iter()
-                        .map(|m| format!("prefix part {m}")),
-                );
-            }
-            *name
-        }
-        _ => {
-            return vec![format!(
-                "a qualified name {QUALIFIED_NAME_MSG} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
-            )];
-        }
-    };
-    if name.is_empty() {
-        errs.push("name part must be non-empty".to_owned());
-    } else if name.len() > 63 {
-        errs.push("name part must be no more than 63 characters".to_owned());
-    }
-    if !qualified_name_part_ok(name) {
-        errs.push(format!("name part {QUALIFIED_NAME_MSG}"));
-    }
-    errs
-}
-
-/// `validation.IsValidLabelValue`.
-fn label_value(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > 63 {
-        errs.push("must be no more than 63 characters".to_owned());
-    }
-    if !(value.is_empty() || qualified_name_part_ok(value)) {
-        errs.push(LABEL_VALUE_MSG.to_owned());
-    }
-    errs
-}
 
 /// Validates `metadata` as kube-apiserver's `ValidateObjectMetaAccessor` does for every object,
 /// in its order: `generateName` (as a name prefix) and `name` must be DNS-1123 subdomains, label keys qualified names and label values valid label values,

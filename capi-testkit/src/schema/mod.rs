@@ -14,6 +14,7 @@ mod field_error;
 mod formats;
 mod listtype;
 mod meta;
+mod names;
 mod node;
 mod structural;
 mod values;
@@ -32,7 +33,8 @@ use crate::patch::{FieldSchema, ListSemantics};
 
 pub use cel::{PER_CALL_LIMIT, RUNTIME_BUDGET, RuleError};
 pub use field_error::{FieldError, FieldErrorType, invalid_message};
-pub use meta::{dns1035_label, dns1123_subdomain, validate_object_meta};
+pub use meta::validate_object_meta;
+pub use names::{dns1035_label, dns1123_subdomain};
 use node::Node;
 
 /// Why a schema could not be compiled.

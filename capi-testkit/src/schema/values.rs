@@ -128,7 +128,11 @@ fn supported_values(values: &[Value]) -> String {
 
 /// The old item correlated with `item` in a `x-kubernetes-list-type: map` list: the one with the
 /// same key values.
-fn correlate_map_item<'o>(node: &Node, item: &Value, old: Option<&'o Value>) -> Option<&'o Value> {
+pub(super) fn correlate_map_item<'o>(
+    node: &Node,
+    item: &Value,
+    old: Option<&'o Value>,
+) -> Option<&'o Value> {
     if node.list_type.as_deref() != Some("map") || node.list_map_keys.is_empty() {
         return None;
     }

@@ -56,6 +56,7 @@ mod tests;
 
 use super::field_error::{FieldError, FieldErrorType};
 use super::node::Node;
+use super::values::correlate_map_item;
 use super::{formats, join};
 use crate::gofmt;
 
@@ -697,21 +698,6 @@ fn value_count(v: &Value) -> u64 {
 /// `ruleErrorString`: the message if given, else the rule.
 fn rule_error_string(r: &Rule) -> &str {
     r.message.as_deref().unwrap_or(r.source.trim())
-}
-
-/// The old item correlated with `item` in a `x-kubernetes-list-type: map` list.
-fn correlate_map_item<'o>(node: &Node, item: &Value, old: Option<&'o Value>) -> Option<&'o Value> {
-    if node.list_type.as_deref() != Some("map") || node.list_map_keys.is_empty() {
-        return None;
-    }
-    let key = |v: &Value| -> Vec<Option<Value>> {
-        node.list_map_keys
-            .iter()
-            .map(|k| v.get(k).cloned())
-            .collect()
-    };
-    let wanted = key(item);
-    old?.as_array()?.iter().find(|o| key(o) == wanted)
 }
 
 /// How a path is printed: upstream's nil `field.Path` at the root.

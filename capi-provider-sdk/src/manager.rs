@@ -47,10 +47,11 @@
 //! high-water mark of such transient peaks.
 //!
 //! In the SDK's provisioning benchmark (1,000 machines, provider in a process of its own with
-//! one runtime worker thread) the provider grows by 12.4–13.3 KiB of RSS per managed object
-//! (14 KiB with 500 per page), of which about 5 KiB are code paged in (a fixed cost, not one
-//! per object), and holds 5.2–5.8 KiB of heap per object; from 1,000 to 2,000 objects RSS grew
-//! by 5.6 KiB per added object. With one worker thread `MALLOC_ARENA_MAX` changes nothing there; it matters
+//! one runtime worker thread) each further managed object costs 4.9–5.0 KiB of RSS (3.6 KiB
+//! of heap): the growth from 1,000 to 2,000 provisioned objects. The growth from idle to the
+//! first 1,000 is 13.2–13.4 KiB per object because it also holds what does not grow with the
+//! objects: about 5 MiB of code paged in on first use, the connection pool, runtime buffers.
+//! With one worker thread `MALLOC_ARENA_MAX` changes nothing there; it matters
 //! with tokio's default of one worker per core (the fewer arenas, though, the more lock
 //! contention between threads). A different global allocator is no better by default: mimalloc
 //! doubled resident memory in an earlier run. That is the binary's choice

@@ -14,6 +14,7 @@ use std::time::Duration;
 use capi_provider_sdk::{Manager, ManagerOptions};
 use capi_testkit::env::TestEnv;
 use capi_testkit::simulator::Simulator;
+use common::eventually;
 use kube::api::{Api, DynamicObject};
 use kube::discovery::ApiResource;
 use serde_json::{Value, json};
@@ -58,20 +59,6 @@ async fn create_machine(client: &kube::Client, group: &str, kind: &str, cluster:
                  "infrastructureRef": {"apiGroup": group, "kind": kind, "name": name}}}),
     )
     .await;
-}
-
-async fn eventually<F, Fut>(what: &str, f: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..300 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn api(client: &kube::Client, group: &str, kind: &str) -> Api<DynamicObject> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use capi_provider_sdk::{Manager, ManagerOptions};
 use capi_testkit::env::TestEnv;
 use capi_testkit::simulator::Simulator;
-use common::{FakeCloud, FakeCluster, FakeMachine};
+use common::{FakeCloud, FakeCluster, FakeMachine, eventually};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
@@ -63,20 +63,6 @@ async fn create_machine(client: &kube::Client, cluster: &str, name: &str) {
         )
         .await
         .unwrap();
-}
-
-async fn eventually<F, Fut>(what: &str, f: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..300 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,7 +25,7 @@ use capi_provider_sdk::{
 };
 use capi_testkit::env::TestEnv;
 use capi_testkit::simulator::Simulator;
-use common::{CloudError, instance_key};
+use common::{CloudError, eventually, instance_key};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
 use kube::{CustomResource, CustomResourceExt};
@@ -195,20 +195,6 @@ async fn setup() -> (TestEnv, LegacyCloud) {
             .run_until(std::future::pending()),
     );
     (env, cloud)
-}
-
-async fn eventually<F, Fut>(what: &str, f: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..300 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 async fn create(client: &kube::Client, obj: Value) {

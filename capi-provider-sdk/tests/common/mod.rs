@@ -186,3 +186,18 @@ impl InfraCluster for FakeCloud {
         Ok(DeleteOutcome::Deleted)
     }
 }
+
+/// Waits until `f` holds, checking every 50 ms for 15 s; panics naming `what` if it never does.
+pub async fn eventually<F, Fut>(what: &str, f: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}

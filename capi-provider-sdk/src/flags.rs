@@ -23,6 +23,10 @@
 //! assert_eq!(options.namespace.as_deref(), Some("capi-system"));
 //! assert_eq!(options.watch_filter.as_deref(), Some("team-a"));
 //! assert_eq!(options.leader_election.unwrap().lease_name, "example-provider-leader-election");
+//! assert!(options.check_crd_contract);
+//!
+//! let cli = Cli::parse_from(["provider", "--skip-crd-contract-check"]);
+//! assert!(!cli.manager.options("example-provider").check_crd_contract);
 //!
 //! // Empty values, as a components YAML passes a variable left unset, mean "unset".
 //! let cli = Cli::parse_from(["provider", "--namespace=", "--watch-filter="]);
@@ -73,6 +77,9 @@ pub struct ManagerFlags {
     /// Also write the v1beta1 contract's fields (`status.ready`, v1beta1 conditions) for CAPI ≤ 1.10.
     #[arg(long)]
     pub v1beta1_fields: bool,
+    /// Start without checking that the provider's CRDs carry the right contract label.
+    #[arg(long)]
+    pub skip_crd_contract_check: bool,
 }
 
 /// Why the flags could not be turned into a running configuration.
@@ -130,6 +137,7 @@ impl ManagerFlags {
             leader_election,
             metrics_addr: self.metrics_bind_address,
             health_addr: self.health_probe_bind_address,
+            check_crd_contract: !self.skip_crd_contract_check,
             ..ManagerOptions::new(name)
         }
     }

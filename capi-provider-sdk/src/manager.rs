@@ -136,6 +136,9 @@ pub struct ManagerOptions {
     pub metrics_addr: Option<SocketAddr>,
     /// Where to serve `/healthz` and `/readyz`.
     pub health_addr: Option<SocketAddr>,
+    /// Check at start that the provider's CRDs carry the contract label its Rust types follow
+    /// (on by default; `--skip-crd-contract-check`; see [`Manager::skip_crd_contract_check`]).
+    pub check_crd_contract: bool,
 }
 
 impl ManagerOptions {
@@ -151,6 +154,7 @@ impl ManagerOptions {
             leader_election: None,
             metrics_addr: None,
             health_addr: None,
+            check_crd_contract: true,
         }
     }
 }
@@ -195,13 +199,13 @@ impl Manager {
     /// A manager talking to the API server through `client`.
     pub fn new(client: Client, options: ManagerOptions) -> Self {
         Self {
+            check_crds: options.check_crd_contract,
             client,
             options,
             registry: Registry::default(),
             controllers: Vec::new(),
             resources: Vec::new(),
             expected_crds: Vec::new(),
-            check_crds: true,
         }
     }
 

@@ -231,6 +231,31 @@ async fn the_opt_out_starts_without_looking() {
     sim.stop().await;
 }
 
+/// `ManagerOptions::check_crd_contract: false` (what `--skip-crd-contract-check` sets) opts out
+/// as the builder method does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_option_opts_out_too() {
+    let env = env_with(vec![
+        fake_machine_crd(&ContractVersionLabels::new()),
+        fake_cluster_crd(),
+    ])
+    .await;
+    let cloud = FakeCloud::default();
+    let options = ManagerOptions {
+        check_crd_contract: false,
+        ..ManagerOptions::new("fake-provider")
+    };
+    let manager = Manager::new(env.client(), options)
+        .machine(cloud.clone())
+        .cluster(cloud);
+    let running = tokio::spawn(manager.run_until(std::future::pending()));
+    let sim = Simulator::new(env.client()).start();
+    assert_reconciling(&env).await;
+    assert!(!running.is_finished());
+    running.abort();
+    sim.stop().await;
+}
+
 /// The generated ClusterRole lets the check read the provider's own CRDs, by name only: as a
 /// ServiceAccount bound to it, the manager starts, and may not read other CRDs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

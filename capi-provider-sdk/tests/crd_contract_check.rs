@@ -215,15 +215,14 @@ async fn a_correct_v1beta1_crd_starts() {
     sim.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_opt_out_starts_without_looking() {
+/// A manager built by `manager` (against an unlabelled CRD) starts and reconciles.
+async fn starts_without_looking(manager: impl FnOnce(&TestEnv) -> Manager) {
     let env = env_with(vec![
         fake_machine_crd(&ContractVersionLabels::new()),
         fake_cluster_crd(),
     ])
     .await;
-    let manager = fake_manager(&env).skip_crd_contract_check();
-    let running = tokio::spawn(manager.run_until(std::future::pending()));
+    let running = tokio::spawn(manager(&env).run_until(std::future::pending()));
     let sim = Simulator::new(env.client()).start();
     assert_reconciling(&env).await;
     assert!(!running.is_finished());
@@ -231,29 +230,26 @@ async fn the_opt_out_starts_without_looking() {
     sim.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_opt_out_starts_without_looking() {
+    starts_without_looking(|env| fake_manager(env).skip_crd_contract_check()).await;
+}
+
 /// `ManagerOptions::check_crd_contract: false` (what `--skip-crd-contract-check` sets) opts out
 /// as the builder method does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_option_opts_out_too() {
-    let env = env_with(vec![
-        fake_machine_crd(&ContractVersionLabels::new()),
-        fake_cluster_crd(),
-    ])
+    starts_without_looking(|env| {
+        let cloud = FakeCloud::default();
+        let options = ManagerOptions {
+            check_crd_contract: false,
+            ..ManagerOptions::new("fake-provider")
+        };
+        Manager::new(env.client(), options)
+            .machine(cloud.clone())
+            .cluster(cloud)
+    })
     .await;
-    let cloud = FakeCloud::default();
-    let options = ManagerOptions {
-        check_crd_contract: false,
-        ..ManagerOptions::new("fake-provider")
-    };
-    let manager = Manager::new(env.client(), options)
-        .machine(cloud.clone())
-        .cluster(cloud);
-    let running = tokio::spawn(manager.run_until(std::future::pending()));
-    let sim = Simulator::new(env.client()).start();
-    assert_reconciling(&env).await;
-    assert!(!running.is_finished());
-    running.abort();
-    sim.stop().await;
 }
 
 /// The generated ClusterRole lets the check read the provider's own CRDs, by name only: as a
@@ -261,8 +257,6 @@ async fn the_option_opts_out_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_generated_cluster_role_covers_the_check_and_nothing_more() {
     use capi_testkit::env::Identity;
-    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
-    use kube::api::PostParams;
 
     let mut crds = capi_provider_sdk::capi_core::crd::core_crds().unwrap();
     crds.extend(common::crds());
@@ -280,21 +274,7 @@ async fn the_generated_cluster_role_covers_the_check_and_nothing_more() {
         .machine(cloud.clone())
         .cluster(cloud);
     let role = manager.cluster_role("fake-provider-manager");
-    Api::<ClusterRole>::all(admin.clone())
-        .create(&PostParams::default(), &role)
-        .await
-        .unwrap();
-    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": "fake-provider-manager"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "fake-provider-manager"},
-        "subjects": [{"kind": "ServiceAccount", "name": "manager", "namespace": "default"}]});
-    Api::<ClusterRoleBinding>::all(admin.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(binding).unwrap(),
-        )
-        .await
-        .unwrap();
+    common::bind_cluster_role(&admin, &role, "default", "manager").await;
 
     let crds: Api<CustomResourceDefinition> = Api::all(as_manager.clone());
     crds.get("fakemachines.infrastructure.example.com")

@@ -374,7 +374,6 @@ async fn finalizer_stays_until_delete_is_done_and_resyncs_write_nothing() {
 async fn runs_with_only_its_generated_cluster_role() {
     use capi_testkit::env::Identity;
     use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 
     let mut crds = capi_provider_sdk::capi_core::crd::core_crds().unwrap();
     crds.extend(common::crds());
@@ -409,21 +408,7 @@ async fn runs_with_only_its_generated_cluster_role() {
         .machine(cloud.clone())
         .cluster(cloud.clone());
     let role = manager.cluster_role("fake-provider-manager");
-    Api::<ClusterRole>::all(admin.clone())
-        .create(&PostParams::default(), &role)
-        .await
-        .unwrap();
-    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": "fake-provider-manager"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "fake-provider-manager"},
-        "subjects": [{"kind": "ServiceAccount", "name": "manager", "namespace": "capi-system"}]});
-    Api::<ClusterRoleBinding>::all(admin.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(binding).unwrap(),
-        )
-        .await
-        .unwrap();
+    common::bind_cluster_role(&admin, &role, "capi-system", "manager").await;
 
     // What the role does not grant is refused, as upstream words it.
     let err = Api::<ConfigMap>::namespaced(as_manager.clone(), "default")

@@ -80,15 +80,31 @@ pub fn select_version(
     crd_labels: &std::collections::BTreeMap<String, String>,
 ) -> Option<(ContractVersion, String)> {
     ContractVersion::NEWEST_FIRST.iter().find_map(|contract| {
-        let value = crd_labels
-            .get(contract.label_key())
-            .filter(|v| !v.is_empty())?;
-        let version = value
-            .split('_')
-            .filter(|v| !v.is_empty())
+        let version = labelled_versions(crd_labels, *contract)?
+            .into_iter()
             .max_by_key(|v| version_priority(v))?;
         Some((*contract, version.to_owned()))
     })
+}
+
+/// The API versions a CRD's label for `contract` lists (`_`-joined), as core reads them: `None`
+/// when the label is absent or empty.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use capi_core::contract::{labelled_versions, ContractVersion};
+/// let labels = BTreeMap::from([("cluster.x-k8s.io/v1beta1".to_string(), "v1alpha4_v1beta1".to_string())]);
+/// assert_eq!(labelled_versions(&labels, ContractVersion::V1Beta1), Some(vec!["v1alpha4", "v1beta1"]));
+/// assert_eq!(labelled_versions(&labels, ContractVersion::V1Beta2), None);
+/// ```
+pub fn labelled_versions(
+    crd_labels: &std::collections::BTreeMap<String, String>,
+    contract: ContractVersion,
+) -> Option<Vec<&str>> {
+    let value = crd_labels
+        .get(contract.label_key())
+        .filter(|v| !v.is_empty())?;
+    Some(value.split('_').filter(|v| !v.is_empty()).collect())
 }
 
 /// Kubernetes version priority: GA > beta > alpha; within each, higher numbers first.

@@ -8,7 +8,7 @@
 //! writes `status.ready` makes core wait for `status.initialization.provisioned` forever; no
 //! label makes core fail to resolve the reference at all. So the manager refuses to start.
 
-use capi_core::contract::ContractVersion;
+use capi_core::contract::{ContractVersion, labelled_versions};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
 use kube::api::Api;
@@ -171,18 +171,6 @@ pub(crate) async fn check(
     Ok(())
 }
 
-/// The label's versions (`_`-separated), as core reads them: an empty value is no label.
-fn listed(labels: &std::collections::BTreeMap<String, String>, key: &str) -> Option<Vec<String>> {
-    let value = labels.get(key).filter(|v| !v.is_empty())?;
-    Some(
-        value
-            .split('_')
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    )
-}
-
 /// Checks one CRD against the Rust type: the version exists and is served; a v1beta2-contract
 /// type's CRD has `cluster.x-k8s.io/v1beta2` naming the version; a v1beta1-contract type's CRD
 /// has `cluster.x-k8s.io/v1beta1` naming it and no `cluster.x-k8s.io/v1beta2` label.
@@ -210,16 +198,18 @@ pub(crate) fn verify(
             },
         });
     }
-    let labels = crd.metadata.labels.clone().unwrap_or_default();
-    let v1beta2 = listed(&labels, ContractVersion::V1Beta2.label_key());
-    let v1beta1 = listed(&labels, ContractVersion::V1Beta1.label_key());
+    let no_labels = std::collections::BTreeMap::new();
+    let labels = crd.metadata.labels.as_ref().unwrap_or(&no_labels);
+    let v1beta2 = labelled_versions(labels, ContractVersion::V1Beta2);
+    let v1beta1 = labelled_versions(labels, ContractVersion::V1Beta1);
+    let version = e.version.as_str();
     let Some(contract) = e.contract else {
         // A hand-written resource impl: only check that core can find the version at all.
         tracing::warn!(crd = %crd_name, "the Rust type does not tell its contract: checking only that a contract label names its version");
         let named = [&v1beta2, &v1beta1]
             .into_iter()
             .flatten()
-            .any(|l| l.contains(&e.version));
+            .any(|l| l.contains(&version));
         if named {
             return Ok(());
         }
@@ -240,10 +230,10 @@ pub(crate) fn verify(
         version: e.version.clone(),
         detail,
     };
-    let describe = |label: &str, versions: &[String]| format!("`{label}: {}`", versions.join("_"));
+    let describe = |label: &str, versions: &[&str]| format!("`{label}: {}`", versions.join("_"));
     match contract {
         ContractVersion::V1Beta2 => match (&v1beta2, &v1beta1) {
-            (Some(l), _) if l.contains(&e.version) => {}
+            (Some(l), _) if l.contains(&version) => {}
             (Some(l), _) => {
                 return Err(missing(format!(
                     "its label {} does not name {}, so CAPI core would talk to another version",
@@ -274,7 +264,7 @@ pub(crate) fn verify(
                 });
             }
             match &v1beta1 {
-                Some(l) if l.contains(&e.version) => {}
+                Some(l) if l.contains(&version) => {}
                 Some(l) => {
                     return Err(missing(format!(
                         "its label {} does not name {}, so CAPI core would talk to another version",
@@ -293,7 +283,7 @@ pub(crate) fn verify(
     }
     // Core talks to the highest version the label names; another one than ours is served
     // through conversion, which is fine but worth a line.
-    if let Some((_, used)) = capi_core::contract::select_version(&labels)
+    if let Some((_, used)) = capi_core::contract::select_version(labels)
         && used != e.version
     {
         tracing::info!(crd = %crd_name, core_reads = %used, controller_reads = %e.version, "CAPI core will use another version of this CRD than the controller (converted by the API server)");

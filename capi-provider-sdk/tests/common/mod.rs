@@ -201,3 +201,32 @@ where
     }
     panic!("timed out waiting for {what}");
 }
+
+/// Creates `role` with `admin` and binds it to the ServiceAccount `namespace/name`: a provider
+/// run as that ServiceAccount holds exactly this role.
+pub async fn bind_cluster_role(
+    admin: &kube::Client,
+    role: &k8s_openapi::api::rbac::v1::ClusterRole,
+    namespace: &str,
+    name: &str,
+) {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    use kube::api::{Api, PostParams};
+
+    let role_name = role.metadata.name.clone().unwrap();
+    Api::<ClusterRole>::all(admin.clone())
+        .create(&PostParams::default(), role)
+        .await
+        .unwrap();
+    let binding = serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": role_name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]});
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(binding).unwrap(),
+        )
+        .await
+        .unwrap();
+}

@@ -385,7 +385,7 @@ fn kubernetes_list_functions() {
     let empty = create(&s, json!({"l": [1, 2, 3], "e": []}));
     assert_eq!(empty.len(), 1);
     assert!(
-        empty[0].contains("called on an empty list evaluating rule"),
+        empty[0].contains("max called on empty list evaluating rule"),
         "{empty:?}"
     );
 }

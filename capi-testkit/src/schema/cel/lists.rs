@@ -1,5 +1,6 @@
-//! Kubernetes' lists library (`k8s.io/apiserver/pkg/cel/library/lists.go`), but `indexOf` and
-//! `lastIndexOf`: `isSorted()`, `sum()`, `min()`, `max()`.
+//! Kubernetes' lists library (`k8s.io/apiserver/pkg/cel/library/lists.go`): `isSorted()`, `sum()`,
+//! `min()`, `max()`, `indexOf(x)` and `lastIndexOf(x)` (by CEL equality, numbers compared across
+//! types; `-1` when absent).
 
 use cel::{Env, ExecutionError, Value as CelValue};
 
@@ -11,6 +12,20 @@ pub(super) fn library(env: &mut Env) -> Result<(), cel::DeclarationError> {
     env.add_member_overload("sum", "list_sum", LIST_TYPE, vec![], sum)?;
     env.add_member_overload("min", "list_min", LIST_TYPE, vec![], min)?;
     env.add_member_overload("max", "list_max", LIST_TYPE, vec![], max)?;
+    env.add_member_overload(
+        "indexOf",
+        "list_a_index_of_int",
+        LIST_TYPE,
+        vec![cel::common::types::DYN_TYPE],
+        index_of,
+    )?;
+    env.add_member_overload(
+        "lastIndexOf",
+        "list_a_last_index_of_int",
+        LIST_TYPE,
+        vec![cel::common::types::DYN_TYPE],
+        last_index_of,
+    )?;
     Ok(())
 }
 
@@ -99,7 +114,7 @@ fn extreme<'b, 'v>(function: &str, args: &Args<'b, 'v>, want: std::cmp::Ordering
         Some(b) => ret(b),
         None => Err(ExecutionError::function_error(
             function,
-            format!("{function}(list) called on an empty list"),
+            format!("{function} called on empty list"),
         )),
     }
 }
@@ -110,4 +125,38 @@ fn min<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
 
 fn max<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
     extreme("max", &args, std::cmp::Ordering::Greater)
+}
+
+/// The position of the first (or, `last`, the last) item equal to argument 1; `-1` if none.
+fn position<'b, 'v>(function: &str, args: &Args<'b, 'v>, last: bool) -> Ret<'b, 'v> {
+    let (Some(list), Some(item)) = (args.first(), args.get(1)) else {
+        return Err(ExecutionError::invalid_argument_count(2, args.len()));
+    };
+    let Some(iterable) = list.as_ref().as_iterable() else {
+        return Err(ExecutionError::function_error(
+            function,
+            format!("no such overload: {}.{function}()", list.get_type().name()),
+        ));
+    };
+    let mut it = iterable.iter();
+    let mut found = -1i64;
+    let mut i = 0i64;
+    while let Some(x) = it.next() {
+        if x.equals(item.as_ref()) {
+            found = i;
+            if !last {
+                break;
+            }
+        }
+        i += 1;
+    }
+    ret(CelValue::Int(found))
+}
+
+fn index_of<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
+    position("indexOf", &args, false)
+}
+
+fn last_index_of<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
+    position("lastIndexOf", &args, true)
 }

@@ -4,10 +4,10 @@
 //! Rules are compiled once, when a CRD version's schema is compiled ([`attach`]): a rule (or a
 //! `messageExpression`) that does not parse is a compile error, reported on the CRD write, worded
 //! as upstream words it (`compilation failed: ERROR: <input>:1:9: ...`). The `cel` crate has no
-//! type checker; the check of `fields` catches the commonest error cel-go's finds, a field of
-//! `self` that the schema does not declare (`undefined field 'x'`), where it is certain. Other
-//! type errors (a rule that is not a `bool`, a function applied to the wrong type) surface at
-//! evaluation instead, as `... evaluating rule: ...` errors.
+//! type checker: [`check`] type-checks each rule against the schema's declared types as cel-go's
+//! checker does (`undefined field 'x'`, `found no matching overload for '_+_' applied to
+//! '(int, string)'`, `cel expression must evaluate to a bool`), refusing only what it is certain
+//! of; what it cannot type (`dyn`) surfaces at evaluation, as `... evaluating rule: ...` errors.
 //!
 //! The environment has the standard library and macros, the strings extension and the
 //! Kubernetes libraries of `k8s.io/apiserver/pkg/cel/library`: lists (`isSorted`, `sum`, `min`,
@@ -41,16 +41,23 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use serde_json::Value;
 
-mod fields;
+mod check;
 mod format;
 mod lists;
+mod lists_ext;
 mod net;
+mod optional;
 mod quantity;
 mod regex;
 mod semver;
+mod sets;
+mod strings;
 mod support;
+mod twovar;
 mod url;
 
+#[cfg(test)]
+mod libs_tests;
 #[cfg(test)]
 mod tests;
 
@@ -76,8 +83,12 @@ const MAX_NESTING: usize = 64;
 static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
     let mut env = Env::stdlib();
     type Library = fn(&mut Env) -> Result<(), cel::DeclarationError>;
-    let libraries: [(&str, Library); 8] = [
-        ("strings", cel::extensions::strings),
+    let libraries: [(&str, Library); 12] = [
+        ("strings", strings::library),
+        ("optional types", optional::library),
+        ("two-variable comprehensions", twovar::library),
+        ("sets", sets::library),
+        ("lists extension", lists_ext::library),
         ("lists", lists::library),
         ("regex", regex::library),
         ("quantity", quantity::library),
@@ -326,6 +337,7 @@ pub(super) fn attach(
     errors: &mut Vec<RuleError>,
 ) {
     let p_schema = p;
+    let self_type = check::self_type_name();
     let mut rules = Vec::new();
     for (i, r) in p.x_kubernetes_validations.iter().flatten().enumerate() {
         let at = join(path, &format!("x-kubernetes-validations[{i}]"));
@@ -341,26 +353,38 @@ pub(super) fn attach(
             fail("rule", "FieldValueRequired", "Required value".to_owned());
             continue;
         }
-        let resource = path.is_empty();
-        let old_self = r.optional_old_self != Some(true);
-        let checked = |src: &str| {
-            compile_expr(src).and_then(|p| {
-                match fields::undefined_fields(&p, src, p_schema, resource, old_self) {
-                    Some(e) => Err(e),
-                    None => Ok(p),
-                }
-            })
+        let site = check::Site {
+            schema: p_schema,
+            resource: path.is_empty(),
+            old_self: r.optional_old_self != Some(true),
+            type_name: &self_type,
         };
-        let program = match checked(&r.rule) {
+        // The error detail upstream gives `src` (a rule, or a message expression, prefixed
+        // `messageExpression `), if it does not compile.
+        let checked = |src: &str, expect: check::Expect| {
+            let prefix = match expect {
+                check::Expect::Bool => "",
+                check::Expect::String => "messageExpression ",
+            };
+            let p = compile_expr(src).map_err(|e| format!("{prefix}compilation failed: {e}"))?;
+            match check::check(&p, src, site, expect) {
+                Ok(()) => Ok(p),
+                Err(check::Refusal::Issues(e)) => Err(format!("{prefix}compilation failed: {e}")),
+                Err(check::Refusal::WrongType) => Err(match expect {
+                    check::Expect::Bool => "cel expression must evaluate to a bool".to_owned(),
+                    check::Expect::String => {
+                        "messageExpression must evaluate to a string".to_owned()
+                    }
+                }),
+            }
+        };
+        let program = match checked(&r.rule, check::Expect::Bool) {
             Ok(p) => Some(p),
             Err(e) => {
                 fail(
                     "rule",
                     "FieldValueInvalid",
-                    format!(
-                        "Invalid value: {}: compilation failed: {e}",
-                        sharp_v_rule(r)
-                    ),
+                    format!("Invalid value: {}: {e}", sharp_v_rule(r)),
                 );
                 None
             }
@@ -397,16 +421,13 @@ pub(super) fn attach(
                 );
                 None
             }
-            Some(me) => match checked(me) {
+            Some(me) => match checked(me, check::Expect::String) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     fail(
                         "messageExpression",
                         "FieldValueInvalid",
-                        format!(
-                            "Invalid value: {}: messageExpression compilation failed: {e}",
-                            sharp_v_rule(r)
-                        ),
+                        format!("Invalid value: {}: {e}", sharp_v_rule(r)),
                     );
                     None
                 }

@@ -376,7 +376,7 @@ fn regex_functions() {
 
 #[test]
 fn list_function_errors_are_the_bare_message() {
-    assert_eq!(err("[].min()"), "min(list) called on an empty list");
+    assert_eq!(err("[].min()"), "min called on empty list");
 }
 
 #[test]

@@ -33,7 +33,10 @@ use crate::patch::{FieldSchema, ListSemantics};
 
 pub use cel::{PER_CALL_LIMIT, RUNTIME_BUDGET, RuleError};
 pub use field_error::{FieldError, FieldErrorType, invalid_message};
-pub use meta::validate_object_meta;
+pub use meta::{
+    dedup_owner_references, finalizer_warnings, validate_kube_finalizer_names,
+    validate_object_meta, validate_object_meta_update,
+};
 pub use names::{dns1035_label, dns1123_subdomain};
 use node::Node;
 
@@ -159,7 +162,8 @@ impl<'a> WriteContext<'a> {
 ///   evaluated with the `cel` crate after the structural checks, and the cause kube-apiserver
 ///   adds instead when a blocking error skips them ([`CEL_SKIPPED`]).
 ///
-/// Not implemented: cel-go's type checking (type errors surface at evaluation) and the
+/// Rules are type-checked against the schema's types when compiled, as cel-go checks them, but only
+/// where the check is certain (what it cannot type surfaces at evaluation). Not implemented: the
 /// Kubernetes CEL libraries beyond the standard library and the strings extension (no
 /// `quantity`, `url`, `ip`, `cidr`, `semver`, `format`, or the lists helpers such as
 /// `isSorted`/`sum`); the cost limits are estimated, not metered (see [`PER_CALL_LIMIT`]).

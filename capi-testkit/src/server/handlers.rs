@@ -64,11 +64,16 @@ pub(crate) async fn dispatch(
     ) {
         return resp;
     }
-    let resp = match handle(&app, &method, &uri, &headers, &params, body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
+    // Accept: a 406 before anything is done, protobuf answers for clients that prefer them.
+    let negotiated = super::protobuf::Negotiation::of(&app, &method, uri.path(), &headers, &params);
+    let resp = match negotiated.refusal() {
+        Some(e) => e.into_response(),
+        None => match handle(&app, &method, &uri, &headers, &params, body).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        },
     };
-    app.faults.tap(&request, resp)
+    negotiated.answer(app.faults.tap(&request, resp)).await
 }
 
 async fn handle(
@@ -285,7 +290,23 @@ fn admit(
     }
     // ObjectMeta errors are reported with the kind's own (strategy `Validate` aggregates them):
     // a CRD's checks here, a custom resource's schema errors below.
-    let meta_errors = crate::schema::validate_object_meta(&obj["metadata"], target.res.namespaced);
+    let mut meta_errors =
+        crate::schema::validate_object_meta(&obj["metadata"], target.res.namespaced);
+    // An update's own checks, which kube-apiserver runs twice (`rest.BeforeUpdate`, then the
+    // kind's strategy); a subresource write keeps the stored metadata. Then the core types'
+    // finalizer rule (`pkg/apis/core/validation.ValidateObjectMeta`).
+    if let Some(old) = old
+        && target.subresource.is_none()
+    {
+        let update = crate::schema::validate_object_meta_update(&obj["metadata"], &old["metadata"]);
+        meta_errors.extend(update.iter().cloned());
+        meta_errors.extend(update);
+    }
+    if target.res.builtin && target.res.group != "apiextensions.k8s.io" {
+        meta_errors.extend(crate::schema::validate_kube_finalizer_names(
+            &obj["metadata"],
+        ));
+    }
     let kind_causes = match target.subresource {
         None => super::builtins::validate(&target.res, obj, old, &meta_errors),
         Some(_) => None,
@@ -347,6 +368,12 @@ fn admit(
             return Err(invalid(&as_causes(&errors)));
         }
     }
+    if !target.res.builtin && target.subresource.is_none() {
+        warnings.extend(crate::schema::finalizer_warnings(
+            &obj["metadata"],
+            old.map(|o| &o["metadata"]),
+        ));
+    }
     obj["apiVersion"] = json!(target.res.api_version(target.res.storage_version()));
     obj["kind"] = json!(target.res.kind);
     Ok(())
@@ -396,12 +423,12 @@ fn field_schema(target: &Target) -> Box<dyn patch::FieldSchema> {
             &target.res.kind,
         ));
     }
-    let raw = target
+    // The served schema itself, shared: its `openAPIV3Schema` is not copied for each write.
+    let schema = target
         .res
         .version(&target.version)
-        .and_then(|v| v.schema.as_ref())
-        .map(|s| s.raw().clone());
-    Box::new(patch::CrdSchema::new(raw))
+        .and_then(|v| v.schema.clone());
+    Box::new(patch::CrdSchema::compiled(schema))
 }
 
 /// Which fields a write through this endpoint may change (the strategies' reset fields).
@@ -449,6 +476,7 @@ fn create(
             )],
         ));
     }
+    warnings.extend(crate::schema::dedup_owner_references(&mut obj, false));
     // Drops the status of an object with a status subresource, as upstream's PrepareForCreate.
     admit(app, target, &mut obj, params, &mut warnings, None)?;
     super::builtins::on_create(&target.res, &mut obj);
@@ -520,12 +548,7 @@ fn field_manager(params: &Params, headers: &HeaderMap) -> FieldManager {
         manager,
         api_version: String::new(),
         subresource: String::new(),
-        time: {
-            let now = k8s_openapi::jiff::Timestamp::now();
-            k8s_openapi::jiff::Timestamp::from_second(now.as_second())
-                .unwrap_or(now)
-                .to_string()
-        },
+        time: super::store::now(),
         scope: WriteScope::All,
     }
 }
@@ -576,6 +599,22 @@ fn update(
     obj["metadata"]["name"] = json!(name);
     let ns = target.namespace.as_deref().unwrap_or_default();
     let old = app.store.get(&target.res, ns, name).ok();
+    // A uid in the body is a precondition of the update (`defaultUpdatedObjectInfo`).
+    if let (Some(uid), Some(old)) = (obj["metadata"]["uid"].as_str(), &old)
+        && !uid.is_empty()
+        && old["metadata"]["uid"].as_str() != Some(uid)
+    {
+        return Err(ApiError::conflict_message(
+            &target.res.plural,
+            &target.res.group,
+            name,
+            format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                old["metadata"]["uid"].as_str().unwrap_or_default()
+            ),
+        ));
+    }
+    warnings.extend(crate::schema::dedup_owner_references(&mut obj, false));
     admit(app, target, &mut obj, params, &mut warnings, old.as_ref())?;
     let mut manager = field_manager(params, headers);
     manager.subresource = sub.unwrap_or_default().to_owned();
@@ -693,6 +732,7 @@ fn patch(
         config["metadata"]["name"] = json!(name);
         let mut obj = patch::server_side_apply(None, &config, &manager, force, &*schema)
             .map_err(patch_error)?;
+        warnings.extend(crate::schema::dedup_owner_references(&mut obj, true));
         admit(app, target, &mut obj, params, &mut warnings, None)?;
         super::builtins::on_create(&target.res, &mut obj);
         let created = app.store.create(&target.res, &ns, obj, dry_run)?;
@@ -718,6 +758,7 @@ fn patch(
             }
             let current = output(&res, &target.version, old.clone());
             let mut new = apply_patch(kind, &current, &patch_body, &manager, force, &*schema)?;
+            admit_warnings.extend(crate::schema::dedup_owner_references(&mut new, true));
             admit(
                 app,
                 target,

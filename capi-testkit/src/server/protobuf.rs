@@ -1,10 +1,10 @@
-//! Protobuf request bodies (`application/vnd.kubernetes.protobuf`), as kubectl's imperative
-//! `create` commands and client-go / controller-runtime clients send them for built-in kinds:
-//! the magic `k8s\0`, then a `runtime.Unknown` envelope (`typeMeta`, `raw`, `contentEncoding`,
-//! `contentType`) whose `raw` is the object's message. They are decoded to the JSON object the
-//! rest of the server handles; answers stay JSON, which clients accept (they send
-//! `Accept: application/vnd.kubernetes.protobuf,application/json` and decode by the response's
-//! Content-Type).
+//! Protobuf (`application/vnd.kubernetes.protobuf`), as kubectl's imperative `create` commands
+//! and client-go / controller-runtime clients speak it for built-in kinds: the magic `k8s\0`,
+//! then a `runtime.Unknown` envelope (`typeMeta`, `raw`, `contentEncoding`, `contentType`) whose
+//! `raw` is the object's message. Request bodies are decoded here to the JSON object the rest of
+//! the server handles; answers are encoded back ([`encode`]) when the client's `Accept` prefers
+//! protobuf, as upstream negotiates it ([`negotiate`]): objects, lists, `Status` errors and watch
+//! streams.
 //!
 //! One generic wire-format walker, driven by per-kind tables ([`schema`]), not code per kind.
 //! The `k8s-pb` crate has prost types for every kind, but neither serde nor a descriptor set, so
@@ -14,7 +14,11 @@
 //! As upstream: custom resources (and kinds the tables do not describe) answer 415, a body that
 //! is not a well-formed message 400.
 
+mod encode;
+mod negotiate;
 mod schema;
+
+pub(crate) use negotiate::Negotiation;
 
 use serde_json::{Map, Value, json};
 
@@ -70,6 +74,22 @@ pub(crate) fn decode_body(res: &Resource, body: &[u8]) -> Result<Value, ApiError
             envelope.kind, envelope.api_version
         ))
     })?;
+    let mut obj = Map::new();
+    obj.insert("apiVersion".into(), json!(envelope.api_version));
+    obj.insert("kind".into(), json!(envelope.kind));
+    obj.extend(message(msg, envelope.raw)?);
+    Ok(Value::Object(obj))
+}
+
+/// Any body the encoder writes (a kind, a list, a `Status`) back as JSON: what a client decodes.
+#[cfg(test)]
+pub(crate) fn decode_object(body: &[u8]) -> Result<Value, ApiError> {
+    let raw = body.strip_prefix(MAGIC).ok_or_else(|| bad("no magic"))?;
+    let envelope = Envelope::decode(raw)?;
+    let msg = schema::message(&envelope.api_version, &envelope.kind)
+        .or_else(|| schema::list_message(&envelope.api_version, &envelope.kind))
+        .or_else(|| (envelope.kind == "Status").then_some(&schema::STATUS))
+        .ok_or_else(|| bad(format!("no table for {}", envelope.kind)))?;
     let mut obj = Map::new();
     obj.insert("apiVersion".into(), json!(envelope.api_version));
     obj.insert("kind".into(), json!(envelope.kind));
@@ -211,8 +231,12 @@ fn map_entry(b: &[u8]) -> Result<(String, &[u8]), ApiError> {
     Ok((key, value))
 }
 
-/// `metav1.Time` / `MicroTime`: seconds (1) and nanos (2); `None` for Go's zero time.
+/// `metav1.Time` / `MicroTime`: seconds (1) and nanos (2); `None` for Go's zero time, which Go
+/// writes as an empty message (or, from older writers, as its seconds).
 fn time(b: &[u8], micro: bool) -> Result<Option<String>, ApiError> {
+    if b.is_empty() {
+        return Ok(None);
+    }
     let mut r = Reader { buf: b };
     let (mut secs, mut nanos) = (0i64, 0i64);
     while let Some((tag, v)) = r.field()? {
@@ -238,7 +262,7 @@ fn time(b: &[u8], micro: bool) -> Result<Option<String>, ApiError> {
 
 /// One value of `field`, or `None` when it is a zero value JSON would leave out.
 fn value(field: &Field, wire: Wire<'_>) -> Result<Option<Value>, ApiError> {
-    let keep = field.keep_zero || field.repeated;
+    let keep = field.pointer || field.repeated;
     let v = match (field.ty, wire) {
         (Ty::Str, Wire::Len(b)) => {
             let s = utf8(b)?;

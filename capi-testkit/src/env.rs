@@ -37,14 +37,15 @@ use kube::config::{
     AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
 };
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-use crate::server::Server;
 pub use crate::server::auth::Identity;
 use crate::server::auth::Unauthenticated;
 use crate::server::auth::client as auth_client;
 use crate::server::faults::Faults;
 use crate::server::restart::{Restart, RestartError};
 use crate::server::tls::{ServingCert, SubjectAltName, TlsError};
+use crate::server::{HttpTimeouts, Server};
 
 /// How long a restarted server's port stays closed.
 const RESTART_DOWNTIME: Duration = Duration::from_millis(100);
@@ -93,6 +94,7 @@ pub struct TestEnvBuilder {
     enforce_rbac: bool,
     insecure_http: bool,
     tls_sans: Vec<String>,
+    timeouts: HttpTimeouts,
 }
 
 impl TestEnvBuilder {
@@ -148,6 +150,14 @@ impl TestEnvBuilder {
         self
     }
 
+    /// The socket's HTTP timeouts (kube-apiserver's by default: 32 s for a request's headers,
+    /// 90 s idle, 60 s for a graceful [`TestEnv::shutdown`]); see [`HttpTimeouts`]. No effect
+    /// in process.
+    pub fn http_timeouts(mut self, timeouts: HttpTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
     /// Serve plain HTTP instead of HTTPS (off by default; no effect in process). As the
     /// insecure port of old kube-apiservers: no certificate, and a request without credentials
     /// is the administrator (client-go sends no token over plain HTTP, so identities other than
@@ -199,11 +209,12 @@ impl TestEnvBuilder {
 
     /// Starts the server, installs the CRDs and returns the environment.
     pub async fn start(self) -> Result<TestEnv, EnvError> {
-        let server = Server::new();
+        let server = Server::new().http_timeouts(self.timeouts);
         if self.enforce_rbac {
             server.enable_rbac();
         }
         let admin_token = server.auth().admin_token().to_owned();
+        let drain = CancellationToken::new();
         let (client, addr, task, tls) = if self.in_process {
             let router = server.router("in-process");
             (
@@ -235,10 +246,7 @@ impl TestEnvBuilder {
                 }
                 Some(ServingCert::generate_for(&names)?)
             };
-            let task = match &tls {
-                Some(cert) => server.serve_tls(listener, cert),
-                None => server.serve(listener),
-            };
+            let task = server.serve_draining(listener, tls.as_ref(), drain.clone());
             let client = socket_client(addr, tls.as_ref(), &admin_token, "default")?;
             (client, Some(addr), Some(task), tls)
         };
@@ -247,6 +255,7 @@ impl TestEnvBuilder {
             client,
             addr,
             task,
+            drain,
             tls,
             kubeconfig_dir: None,
         };
@@ -355,12 +364,16 @@ fn socket_client(
     Ok(Client::try_from(config)?)
 }
 
-/// A running fake API server with a client; stopped on drop.
+/// A running fake API server with a client; stopped on drop, at once (every connection
+/// dropped, as when the process is killed: no test waits for a watch to end), or gracefully
+/// with [`TestEnv::shutdown`].
 pub struct TestEnv {
     server: Server,
     client: Client,
     addr: Option<SocketAddr>,
     task: Option<JoinHandle<()>>,
+    /// Cancelled to stop the serving task gracefully.
+    drain: CancellationToken,
     tls: Option<ServingCert>,
     kubeconfig_dir: Option<PathBuf>,
 }
@@ -435,12 +448,50 @@ impl TestEnv {
             }
         };
         // The same certificate: clients and kubeconfigs keep trusting the server.
-        self.task = Some(match &self.tls {
-            Some(cert) => self.server.serve_tls(listener, cert),
-            None => self.server.serve(listener),
-        });
+        self.drain = CancellationToken::new();
+        self.task = Some(self.server.serve_draining(
+            listener,
+            self.tls.as_ref(),
+            self.drain.clone(),
+        ));
         tracing::info!(%addr, ?how, "server restarted");
         Ok(())
+    }
+
+    /// Stops the server gracefully, as kube-apiserver does on SIGTERM, and returns once it has:
+    /// the port closes at once (new connections are refused), idle connections close, HTTP/2
+    /// connections get a `GOAWAY`, open watches end cleanly (HTTP/1.1: their last chunk;
+    /// HTTP/2: `END_STREAM`) so watchers see a normal end of stream, and requests in flight are
+    /// answered, within [`HttpTimeouts::shutdown`] (60 s by default; then what is left is cut).
+    /// See [`crate::server`]'s connections for the details. Dropping a `TestEnv` instead drops
+    /// every connection at once. In process, this is the drop.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use capi_testkit::env::TestEnv;
+    /// use futures::StreamExt;
+    /// use k8s_openapi::api::core::v1::ConfigMap;
+    /// use kube::api::{Api, WatchParams};
+    ///
+    /// let env = TestEnv::start().await?;
+    /// let cms: Api<ConfigMap> = Api::default_namespaced(env.client());
+    /// let mut events = cms.watch(&WatchParams::default(), "0").await?.boxed();
+    /// env.shutdown().await;
+    /// // The watch ended as a watch times out: no error, only its end.
+    /// while let Some(event) = events.next().await {
+    ///     event?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn shutdown(mut self) {
+        self.drain.cancel();
+        if let Some(task) = self.task.take() {
+            // Its end is bounded by the shutdown timeout; an abort is no error of the caller's.
+            let _ = task.await;
+        }
+        tracing::info!(addr = ?self.addr, "server stopped");
     }
 
     /// `https://127.0.0.1:PORT` (`http://` with [`TestEnvBuilder::insecure_http`]; `None` in

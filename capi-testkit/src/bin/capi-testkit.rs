@@ -2,8 +2,10 @@
 //!
 //! - `capi-testkit serve --port 0 --kubeconfig PATH [--crds DIR]...` binds 127.0.0.1 (another
 //!   address only with `--address`), installs the CRDs, writes the kubeconfig once it serves,
-//!   logs its URL and stops cleanly on SIGINT/SIGTERM. It serves HTTPS, as kube-apiserver: a CA
-//!   and a serving certificate (for `localhost`, `127.0.0.1`, `::1` and `--address`) are made at
+//!   logs its URL and stops gracefully on SIGINT/SIGTERM, as kube-apiserver: the port closes,
+//!   HTTP/2 connections get a `GOAWAY`, watches end with their last chunk (`END_STREAM`),
+//!   requests in flight are answered (for at most 60 s), then it exits 0. It serves HTTPS, as
+//!   kube-apiserver: a CA and a serving certificate (for `localhost`, `127.0.0.1`, `::1` and `--address`) are made at
 //!   start and the kubeconfigs carry the CA (`certificate-authority-data`); `--tls-san NAME|IP`
 //!   (repeatable) adds names or addresses to the certificate, for clients reaching the server
 //!   by another name (bound to `0.0.0.0`, the certificate also names the address of the
@@ -202,8 +204,9 @@ async fn main() -> ExitCode {
                 certificate_names = ?env.subject_alt_names().unwrap_or_default(),
                 "serving"
             );
-            serve_until_stopped(env, faults, on_sighup).await;
-            tracing::info!("stopping");
+            let env = serve_until_stopped(env, faults, on_sighup).await;
+            tracing::info!("stopping gracefully");
+            env.shutdown().await;
             ExitCode::SUCCESS
         }
         Command::Conformance(args) => match conformance(args).await {
@@ -271,8 +274,13 @@ async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
     }
 }
 
-/// Serves until SIGINT or SIGTERM, restarting on SIGHUP and reloading faults on SIGUSR1.
-async fn serve_until_stopped(mut env: TestEnv, faults: Option<PathBuf>, on_sighup: OnSighup) {
+/// Serves until SIGINT or SIGTERM (then returns the environment, to stop it gracefully),
+/// restarting on SIGHUP and reloading faults on SIGUSR1.
+async fn serve_until_stopped(
+    mut env: TestEnv,
+    faults: Option<PathBuf>,
+    on_sighup: OnSighup,
+) -> TestEnv {
     #[cfg(unix)]
     {
         use tokio::signal::unix::SignalKind;
@@ -305,6 +313,7 @@ async fn serve_until_stopped(mut env: TestEnv, faults: Option<PathBuf>, on_sighu
         let _ = (&mut env, faults, on_sighup);
         let _ = tokio::signal::ctrl_c().await;
     }
+    env
 }
 
 /// `NS/NAME=PATH` → the ServiceAccount and where its kubeconfig goes.

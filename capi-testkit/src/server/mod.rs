@@ -49,7 +49,7 @@ use axum::Router;
 use serde_json::json;
 
 use auth::Auth;
-pub use connections::ConnectionCounter;
+pub use connections::{ConnectionCounter, HttpTimeouts};
 use faults::Faults;
 use requests::RequestCounter;
 use store::Store;
@@ -72,6 +72,8 @@ pub struct Server {
     requests: Arc<RequestCounter>,
     auth: Arc<Auth>,
     connections: Arc<ConnectionCounter>,
+    /// Its sockets' HTTP timeouts.
+    timeouts: HttpTimeouts,
     /// Events kept for resumed watches (a restart with a fresh store keeps as many).
     history: usize,
     housekeeping:
@@ -126,6 +128,7 @@ impl Server {
             requests,
             auth: Arc::new(Auth::default()),
             connections: Arc::default(),
+            timeouts: HttpTimeouts::default(),
             history,
             housekeeping: Arc::new(std::sync::Mutex::new(Some(rx))),
         };
@@ -147,6 +150,22 @@ impl Server {
         if let Some(rx) = rx {
             handle.spawn(gc::run(Arc::downgrade(&self.store), rx));
         }
+    }
+
+    /// The same server, its sockets (served from now on) with these HTTP timeouts instead of
+    /// kube-apiserver's ([`HttpTimeouts::default`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use capi_testkit::server::{HttpTimeouts, Server};
+    ///
+    /// let timeouts = HttpTimeouts::default().shutdown(Duration::from_secs(5));
+    /// let _server = Server::new().http_timeouts(timeouts);
+    /// ```
+    #[must_use]
+    pub fn http_timeouts(mut self, timeouts: HttpTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     /// The store (for tests that look underneath the API).
@@ -200,7 +219,7 @@ impl Server {
     /// connection it accepted (open watches included) drops too. No HTTP/2 (h2c): Go's server,
     /// so kube-apiserver's insecure port, speaks it only over TLS.
     pub fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
-        self.serve_with(listener, None)
+        self.serve_with(listener, None, None)
     }
 
     /// Serves HTTPS with `cert` on `listener` until the returned task is aborted; then every
@@ -212,13 +231,27 @@ impl Server {
         listener: tokio::net::TcpListener,
         cert: &tls::ServingCert,
     ) -> tokio::task::JoinHandle<()> {
-        self.serve_with(listener, Some(cert.acceptor()))
+        self.serve_with(listener, Some(cert.acceptor()), None)
+    }
+
+    /// Serves `listener` (HTTPS with `cert`, else plain HTTP) until the returned task is
+    /// aborted, which drops every connection as [`Server::serve`]'s does, or `drain` is
+    /// cancelled: then it stops gracefully, as kube-apiserver on SIGTERM (see
+    /// [`connections`]'s doc), and the task ends once every connection has.
+    pub(crate) fn serve_draining(
+        &self,
+        listener: tokio::net::TcpListener,
+        cert: Option<&tls::ServingCert>,
+        drain: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        self.serve_with(listener, cert.map(tls::ServingCert::acceptor), Some(drain))
     }
 
     fn serve_with(
         &self,
         listener: tokio::net::TcpListener,
         tls: Option<tokio_rustls::TlsAcceptor>,
+        drain: Option<tokio_util::sync::CancellationToken>,
     ) -> tokio::task::JoinHandle<()> {
         let address = listener
             .local_addr()
@@ -228,11 +261,16 @@ impl Server {
         let counter = self.connections.clone();
         let stop = tokio_util::sync::CancellationToken::new();
         let listener = connections::Cuttable::new(listener, stop.clone());
+        let life = connections::Lifecycle::new(self.timeouts);
+        // Never cancelled without one: the task only ends aborted.
+        let drain = drain.unwrap_or_default();
         tokio::spawn(async move {
             let _stop_connections = stop.drop_guard();
             match tls {
-                Some(acceptor) => tls::serve(listener, acceptor, router, counter).await,
-                None => connections::serve_plain(listener, router, counter).await,
+                Some(acceptor) => {
+                    tls::serve(listener, acceptor, router, counter, life, drain).await
+                }
+                None => connections::serve_plain(listener, router, counter, life, drain).await,
             }
         })
     }

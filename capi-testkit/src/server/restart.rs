@@ -135,6 +135,7 @@ impl Server {
         }
         fresh.faults = self.faults.clone();
         fresh.requests = self.requests.clone();
+        fresh.timeouts = self.timeouts;
         // Tokens survive (they live in the apiserver's configuration, not in etcd); an enforcing
         // server bootstraps its default RBAC policy in the new store, as at first start.
         fresh.auth = self.auth.clone();

@@ -49,10 +49,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{self, ServerConfig};
 
-use super::connections::{self, ConnectionCounter, CutIo, Cuttable, Protocol};
-
-/// How long a client has to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use super::connections::{self, ConnectionCounter, CutIo, Cuttable, Lifecycle, Protocol};
 
 /// What Go's `net/http` writes on a TLS connection whose first record looks like plain HTTP,
 /// before closing it (`(*conn).serve` in `server.go`).
@@ -425,27 +422,35 @@ async fn accept(mut io: CutIo, acceptor: &TlsAcceptor) -> Accepted {
     }
 }
 
-/// Serves `router` over TLS on `listener` until dropped. Each connection runs in its own task
-/// (a slow or silent client does not hold up the others): its handshake, within 10 s, then
-/// HTTP/2 if ALPN chose `h2`, else HTTP/1.1.
+/// Serves `router` over TLS on `listener` until dropped or drained
+/// ([`connections::serve_all`]). Each connection runs in its own task (a slow or silent client
+/// does not hold up the others): its handshake, within the read-header timeout (as Go bounds
+/// it), then HTTP/2 if ALPN chose `h2`, else HTTP/1.1.
 pub(crate) async fn serve(
-    mut listener: Cuttable,
+    listener: Cuttable,
     acceptor: TlsAcceptor,
     router: Router,
     counter: Arc<ConnectionCounter>,
+    life: Lifecycle,
+    drain: tokio_util::sync::CancellationToken,
 ) {
-    loop {
-        let (io, peer) = axum::serve::Listener::accept(&mut listener).await;
-        let (acceptor, router, counter) = (acceptor.clone(), router.clone(), counter.clone());
-        tokio::spawn(async move {
-            let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept(io, &acceptor)).await;
+    let handshake_timeout: Duration = life.timeouts.read_header_timeout();
+    connections::serve_all(listener, &life.clone(), drain, move |io, peer| {
+        let (acceptor, router, counter, life) = (
+            acceptor.clone(),
+            router.clone(),
+            counter.clone(),
+            life.clone(),
+        );
+        async move {
+            let accepted = tokio::time::timeout(handshake_timeout, accept(io, &acceptor)).await;
             match accepted {
                 Ok(Accepted::Tls(stream)) => {
                     let protocol = match stream.get_ref().1.alpn_protocol() {
                         Some(b"h2") => Protocol::Http2,
                         _ => Protocol::Http1,
                     };
-                    connections::serve(stream, peer, protocol, router, &counter).await;
+                    connections::serve(stream, peer, protocol, router, &counter, &life).await;
                 }
                 Ok(Accepted::PlainHttp(io)) => {
                     tracing::debug!(%peer, "plain HTTP on the TLS port: 400");
@@ -461,8 +466,9 @@ pub(crate) async fn serve(
                     tracing::debug!(%peer, "TLS handshake timed out");
                 }
             }
-        });
-    }
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -3,11 +3,14 @@
 //! `x-kubernetes-map-type`), built-in kinds from a table of their Go struct tags, and
 //! `metadata` (ObjectMeta) for both.
 
+use std::sync::Arc;
+
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
 };
 
 use super::{FieldSchema, ListSemantics};
+use crate::schema::StructuralSchema;
 
 const OBJECT_META_FIELDS: [&str; 15] = [
     "name",
@@ -57,7 +60,16 @@ fn meta_named(path: &[&str]) -> bool {
 /// as for `x-kubernetes-preserve-unknown-fields`).
 #[derive(Debug, Clone, Default)]
 pub struct CrdSchema {
-    root: Option<JSONSchemaProps>,
+    root: Option<Root>,
+}
+
+/// Where a [`CrdSchema`]'s `openAPIV3Schema` is.
+#[derive(Debug, Clone)]
+enum Root {
+    /// Its own (boxed: a schema node is ~1 KiB, the shared variant a pointer).
+    Owned(Box<JSONSchemaProps>),
+    /// A served version's compiled schema, shared rather than copied for each write.
+    Compiled(Arc<StructuralSchema>),
 }
 
 /// Where a schema path leads: the node, and whether its last step was a declared property.
@@ -76,11 +88,27 @@ fn items_of(p: &JSONSchemaProps) -> Option<&JSONSchemaProps> {
 impl CrdSchema {
     /// The semantics of one CRD version's `openAPIV3Schema`.
     pub fn new(root: Option<JSONSchemaProps>) -> Self {
-        Self { root }
+        Self {
+            root: root.map(|r| Root::Owned(Box::new(r))),
+        }
+    }
+
+    /// [`Self::new`] of a compiled schema's `openAPIV3Schema`, shared rather than copied.
+    pub(crate) fn compiled(schema: Option<Arc<StructuralSchema>>) -> Self {
+        Self {
+            root: schema.map(Root::Compiled),
+        }
+    }
+
+    fn root(&self) -> Option<&JSONSchemaProps> {
+        match self.root.as_ref()? {
+            Root::Owned(p) => Some(p),
+            Root::Compiled(s) => Some(s.raw()),
+        }
     }
 
     fn resolve(&self, path: &[&str]) -> Option<Resolved<'_>> {
-        let mut node = self.root.as_ref()?;
+        let mut node = self.root()?;
         let mut named = false;
         for step in path {
             while let Some(items) = items_of(node) {

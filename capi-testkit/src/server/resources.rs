@@ -1,6 +1,7 @@
 //! The kinds the server serves: the built-in ones controllers touch, and CRDs once created.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -49,8 +50,9 @@ pub struct Version {
     pub scale: Option<ScalePaths>,
     /// Printer columns.
     pub columns: Vec<PrinterColumn>,
-    /// The compiled schema (CRDs).
-    pub schema: Option<StructuralSchema>,
+    /// The compiled schema (CRDs), shared: a request's [`Resource`] is a copy of the served
+    /// one, and a CRD's schema is large.
+    pub schema: Option<Arc<StructuralSchema>>,
 }
 
 /// A resource: group, kind, plural, scope and versions.
@@ -315,7 +317,7 @@ pub fn from_crd(crd: &Value) -> Result<Resource, Vec<(String, &'static str, Stri
                 .map_err(|e| vec![(String::new(), "FieldValueInvalid", e.to_string())])
                 .and_then(|p| StructuralSchema::compile(&p).map_err(|e| e.causes()))
             {
-                Ok(c) => Some(c),
+                Ok(c) => Some(Arc::new(c)),
                 Err(causes) => {
                     let at = format!("spec.versions[{i}].schema.openAPIV3Schema");
                     errors.extend(causes.into_iter().map(|(f, reason, message)| {

@@ -380,11 +380,24 @@ pub struct DeleteOptions {
     pub dry_run: bool,
 }
 
-fn now() -> String {
+/// Now, to the second, as metadata timestamps are written (`2026-01-02T03:04:05Z`): formatted
+/// once a second on each thread, not on every write.
+pub(crate) fn now() -> String {
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> =
+            const { std::cell::RefCell::new((0, String::new())) };
+    }
     let t = k8s_openapi::jiff::Timestamp::now();
-    k8s_openapi::jiff::Timestamp::from_second(t.as_second())
-        .unwrap_or(t)
-        .to_string()
+    let second = t.as_second();
+    LAST.with_borrow_mut(|(at, text)| {
+        if *at != second || text.is_empty() {
+            *at = second;
+            *text = k8s_openapi::jiff::Timestamp::from_second(second)
+                .unwrap_or(t)
+                .to_string();
+        }
+        text.clone()
+    })
 }
 
 fn new_uid() -> String {

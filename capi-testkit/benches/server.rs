@@ -35,8 +35,9 @@ use capi_testkit::env::TestEnv;
 use etcdv3client::{EtcdClient, pb};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio_rustls::rustls;
 
 const WATCHERS: usize = 1000;
 const WATCH_WRITES: usize = 100;
@@ -140,24 +141,40 @@ fn server_binary() -> Option<PathBuf> {
 struct ServerProc {
     proc: Proc,
     addr: SocketAddr,
+    /// How clients reach it over TLS (trusting its CA, offering `h2`), when it serves HTTPS.
+    tls: Option<Arc<rustls::ClientConfig>>,
     _dir: TempDir,
 }
 
-/// Starts the server as its own process and waits for its kubeconfig.
-fn spawn_server() -> ServerProc {
+impl ServerProc {
+    /// A connection for requests: HTTP/1.1 over plain HTTP, HTTP/2 over TLS.
+    async fn sender(&self) -> Sender {
+        match &self.tls {
+            None => connect(self.addr).await,
+            Some(tls) => Sender::H2(connect_h2(self.addr, tls).await, https(self.addr)),
+        }
+    }
+}
+
+/// Starts the server as its own process and waits for its kubeconfig: over plain HTTP, as the
+/// load driver (and etcd's plaintext baseline) speaks, unless `tls`.
+fn spawn_server(tls: bool) -> ServerProc {
     let dir = TempDir::new("capi-testkit-bench-server");
     let kubeconfig = dir.0.join("kubeconfig");
     let mut cmd = match server_binary() {
         Some(bin) => {
             let mut c = Command::new(bin);
-            // Plain HTTP, as the load driver (and etcd's plaintext baseline) speaks.
-            c.args(["serve", "--insecure-http", "--port", "0", "--kubeconfig"])
+            c.args(["serve", "--port", "0", "--kubeconfig"])
                 .arg(&kubeconfig);
+            if !tls {
+                c.arg("--insecure-http");
+            }
             c
         }
         None => {
             let mut c = Command::new(std::env::current_exe().unwrap());
-            c.arg("--serve").arg(&kubeconfig);
+            c.arg(if tls { "--serve-tls" } else { "--serve" })
+                .arg(&kubeconfig);
             c
         }
     };
@@ -172,6 +189,7 @@ fn spawn_server() -> ServerProc {
             return ServerProc {
                 proc,
                 addr,
+                tls: tls.then(|| client_tls(&kubeconfig)),
                 _dir: dir,
             };
         }
@@ -187,16 +205,46 @@ fn server_url(kubeconfig: &str) -> Option<SocketAddr> {
     kubeconfig
         .lines()
         .find_map(|l| l.trim().strip_prefix("server:"))
-        .and_then(|u| u.trim().trim_matches('"').strip_prefix("http://"))
+        .map(|u| u.trim().trim_matches('"'))
+        .and_then(|u| {
+            u.strip_prefix("http://")
+                .or_else(|| u.strip_prefix("https://"))
+        })
         .and_then(|a| a.trim_end_matches('/').parse().ok())
 }
 
-/// `--serve PATH`: what `capi-testkit serve --kubeconfig PATH` does, for builds without the binary.
-fn serve_self(kubeconfig: &Path) {
+/// A TLS client configuration trusting the CA of the server `kubeconfig` names, offering `h2`
+/// first, as Go clients do.
+fn client_tls(kubeconfig: &Path) -> Arc<rustls::ClientConfig> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let config = futures::executor::block_on(kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    ))
+    .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for der in config.root_cert.expect("the kubeconfig names no CA") {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der))
+            .unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(tls)
+}
+
+/// `--serve PATH` (`--serve-tls PATH`): what `capi-testkit serve [--insecure-http] --kubeconfig
+/// PATH` does, for builds without the binary.
+fn serve_self(kubeconfig: &Path, tls: bool) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let env = TestEnv::builder()
-            .insecure_http(true)
+            .insecure_http(!tls)
             .start()
             .await
             .unwrap();
@@ -360,12 +408,48 @@ where
 // ---------------------------------------------------------------------------------------------
 // HTTP.
 
-type Sender = SendRequest<Full<Bytes>>;
+/// A client connection: HTTP/1.1 (one request at a time) or HTTP/2 (requests multiplexed).
+enum Sender {
+    H1(http1::SendRequest<Full<Bytes>>),
+    /// With the `https://host:port` that HTTP/2 requests' URIs must carry.
+    H2(http2::SendRequest<Full<Bytes>>, String),
+}
 
 async fn connect(addr: SocketAddr) -> Sender {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Sender::H1(sender)
+}
+
+fn https(addr: SocketAddr) -> String {
+    format!("https://{addr}")
+}
+
+/// `req` with its path made a URI under `base`, as HTTP/2 wants (`:scheme` and `:authority`).
+fn absolute<B>(mut req: Request<B>, base: &str) -> Request<B> {
+    *req.uri_mut() = format!("{base}{}", req.uri()).parse().unwrap();
+    req
+}
+
+/// An HTTP/2 connection over TLS, which must negotiate `h2`; clones of the sender share it.
+async fn connect_h2(
+    addr: SocketAddr,
+    tls: &Arc<rustls::ClientConfig>,
+) -> http2::SendRequest<Full<Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let stream = tokio_rustls::TlsConnector::from(tls.clone())
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .handshake(TokioIo::new(stream))
         .await
         .unwrap();
     tokio::spawn(async move {
@@ -387,8 +471,17 @@ fn request(method: Method, path: &str, body: Bytes) -> Request<Full<Bytes>> {
 }
 
 async fn call(sender: &mut Sender, req: Request<Full<Bytes>>) -> (StatusCode, Bytes) {
-    sender.ready().await.unwrap();
-    let resp = sender.send_request(req).await.unwrap();
+    let resp = match sender {
+        Sender::H1(s) => {
+            s.ready().await.unwrap();
+            s.send_request(req).await.unwrap()
+        }
+        Sender::H2(s, base) => {
+            let req = absolute(req, base);
+            s.ready().await.unwrap();
+            s.send_request(req).await.unwrap()
+        }
+    };
     let status = resp.status();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (status, body)
@@ -442,8 +535,8 @@ fn configmap(name: &str, size: usize) -> Bytes {
     Bytes::from(s)
 }
 
-async fn create_namespace(addr: SocketAddr, name: &str) {
-    let mut s = connect(addr).await;
+async fn create_namespace(server: &ServerProc, name: &str) {
+    let mut s = server.sender().await;
     let body =
         format!(r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{name}"}}}}"#);
     let (status, _) = call(
@@ -554,13 +647,13 @@ async fn bench_startup(rows: &mut Vec<Row>, etcd_startup: Option<f64>) {
 async fn bench_throughput(rows: &mut Vec<Row>, etcd: Option<&Etcd>) {
     let n = env_usize("BENCH_OPS", 20_000);
     let conns = env_usize("BENCH_CONNS", 16);
-    let server = spawn_server();
+    let server = spawn_server(false);
     let addr = server.addr;
-    create_namespace(addr, "bench").await;
+    create_namespace(&server, "bench").await;
     let names: Arc<Vec<String>> = Arc::new((0..n).map(|i| format!("cm-{i:07}")).collect());
     let bodies: Arc<Vec<Bytes>> = Arc::new(names.iter().map(|n| configmap(n, 1024)).collect());
     // Warm-up: connections, allocator, code paths (objects of another namespace).
-    create_namespace(addr, "warmup").await;
+    create_namespace(&server, "warmup").await;
     http_load(addr, conns, 1000, StatusCode::CREATED, {
         let bodies = bodies.clone();
         move |i| {
@@ -937,14 +1030,63 @@ fn delivery_latencies(
     (sorted(lat), missing)
 }
 
-async fn bench_watch(rows: &mut Vec<Row>, etcd: Option<&Etcd>) {
+/// How the watchers reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WatchTransport {
+    /// Plain HTTP/1.1, a connection per watch, as kube-rs clients (ALPN `http/1.1`) watch.
+    Http1,
+    /// HTTP/2 over TLS, [`H2_STREAMS`] watches per connection, as client-go's transport
+    /// multiplexes its watches (it opens another connection when one's streams are used up).
+    Http2,
+}
+
+/// kube-apiserver's HTTP/2 `MaxConcurrentStreams`.
+const H2_STREAMS: usize = 100;
+
+/// Reads a watch over HTTP/2 until `want` events arrived, the body ended or `deadline`: the
+/// resourceVersion of each event and when the frame that completed its line came. hyper's
+/// client, as is: DATA frames reach the body through its connection task.
+async fn h2_events(
+    mut body: hyper::body::Incoming,
+    want: usize,
+    mut deadline: std::pin::Pin<&mut tokio::time::Sleep>,
+) -> Vec<(u64, Instant)> {
+    let mut seen = Vec::with_capacity(want);
+    let mut line = Vec::new();
+    while seen.len() < want {
+        let frame = tokio::select! {
+            biased;
+            f = body.frame() => f,
+            () = &mut deadline => None,
+        };
+        let Some(Ok(frame)) = frame else { break };
+        let now = Instant::now();
+        if let Ok(data) = frame.into_data() {
+            split_lines(&data, &mut line, |l| {
+                if let Some(rv) = event_rv(l) {
+                    seen.push((rv, now));
+                }
+            });
+        }
+    }
+    seen
+}
+
+async fn bench_watch(rows: &mut Vec<Row>, etcd: Option<&Etcd>, transport: WatchTransport) {
     let watchers = env_usize("BENCH_WATCHERS", WATCHERS);
     let writes = env_usize("BENCH_WATCH_WRITES", WATCH_WRITES);
     let gap = Duration::from_millis(10);
-    let server = spawn_server();
+    let server = spawn_server(transport == WatchTransport::Http2);
     let addr = server.addr;
-    create_namespace(addr, "watch").await;
-    let mut s = connect(addr).await;
+    create_namespace(&server, "watch").await;
+    let mut s = server.sender().await;
+    // HTTP/2: the watchers' shared connections, [`H2_STREAMS`] watches on each.
+    let mut h2 = Vec::new();
+    if let Some(tls) = &server.tls {
+        for _ in 0..watchers.div_ceil(H2_STREAMS) {
+            h2.push(connect_h2(addr, tls).await);
+        }
+    }
     let (_, list) = call(
         &mut s,
         request(
@@ -961,19 +1103,34 @@ async fn bench_watch(rows: &mut Vec<Row>, etcd: Option<&Etcd>) {
         .to_owned();
     let ready = Arc::new(tokio::sync::Barrier::new(watchers + 1));
     let mut tasks = Vec::with_capacity(watchers);
-    for _ in 0..watchers {
+    for w in 0..watchers {
         let (ready, rv) = (ready.clone(), rv.clone());
+        let shared = h2.get(w / H2_STREAMS).cloned();
         tasks.push(tokio::spawn(async move {
-            // This task reads its connection itself (one wake-up and one read per event).
             let path = format!(
                 "/api/v1/namespaces/watch/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=290"
             );
-            let conn = WatchConn::open(addr, &path).await;
-            ready.wait().await;
             // One deadline for the whole watch, not a timer per frame: the client's own work
             // delays the next watcher's reading, on the cores the server runs on.
-            let deadline = tokio::time::sleep(gap * writes as u32 + Duration::from_secs(30));
-            conn.events(writes, std::pin::pin!(deadline)).await
+            let deadline = gap * writes as u32 + Duration::from_secs(30);
+            match shared {
+                None => {
+                    // This task reads its connection itself (one wake-up and one read per event).
+                    let conn = WatchConn::open(addr, &path).await;
+                    ready.wait().await;
+                    let deadline = tokio::time::sleep(deadline);
+                    conn.events(writes, std::pin::pin!(deadline)).await
+                }
+                Some(mut send) => {
+                    let req = absolute(request(Method::GET, &path, Bytes::new()), &https(addr));
+                    send.ready().await.unwrap();
+                    let resp = send.send_request(req).await.unwrap();
+                    assert_eq!(resp.status(), StatusCode::OK);
+                    ready.wait().await;
+                    let deadline = tokio::time::sleep(deadline);
+                    h2_events(resp.into_body(), writes, std::pin::pin!(deadline)).await
+                }
+            }
         }));
     }
     ready.wait().await;
@@ -1020,11 +1177,26 @@ async fn bench_watch(rows: &mut Vec<Row>, etcd: Option<&Etcd>) {
         let prefix = b"/registry/configmaps/watch/".to_vec();
         let ready = Arc::new(tokio::sync::Barrier::new(watchers + 1));
         let mut tasks = Vec::with_capacity(watchers);
-        for _ in 0..watchers {
+        // Over HTTP/2 (gRPC's transport) the watchers share connections as above.
+        let mut shared = Vec::new();
+        if transport == WatchTransport::Http2 {
+            for _ in 0..watchers.div_ceil(H2_STREAMS) {
+                shared.push(
+                    EtcdClient::new(vec![etcd.endpoint.clone()], None)
+                        .await
+                        .unwrap(),
+                );
+            }
+        }
+        for w in 0..watchers {
             let (ready, prefix, endpoint) = (ready.clone(), prefix.clone(), etcd.endpoint.clone());
+            let shared = shared.get(w / H2_STREAMS).cloned();
             tasks.push(tokio::spawn(async move {
                 // One connection per watcher, as each HTTP/1.1 watch above has its own.
-                let mut c = EtcdClient::new(vec![endpoint], None).await.unwrap();
+                let mut c = match shared {
+                    Some(c) => c,
+                    None => EtcdClient::new(vec![endpoint], None).await.unwrap(),
+                };
                 let mut w = c.watch.do_watch(prefix).with_prefix().await.unwrap();
                 ready.wait().await;
                 let mut seen = Vec::with_capacity(writes);
@@ -1078,7 +1250,14 @@ async fn bench_watch(rows: &mut Vec<Row>, etcd: Option<&Etcd>) {
         base = Some((percentile(&lat, 0.5), percentile(&lat, 0.99), etcd_cpu_us));
     }
     rows.push(Row {
-        name: format!("watch delivery, {watchers} watchers x {writes} writes"),
+        name: match transport {
+            WatchTransport::Http1 => {
+                format!("watch delivery, {watchers} watchers x {writes} writes, HTTP/1.1")
+            }
+            WatchTransport::Http2 => format!(
+                "watch delivery, {watchers} watchers x {writes} writes, HTTP/2 ({H2_STREAMS} per connection)"
+            ),
+        },
         figure: format!(
             "p50 {} / p99 {} ({cpu_us:.1} µs CPU/delivery, client {client_us:.1})",
             ms(p50),
@@ -1103,11 +1282,11 @@ async fn bench_watch(rows: &mut Vec<Row>, etcd: Option<&Etcd>) {
 async fn bench_memory(rows: &mut Vec<Row>, etcd: Option<Etcd>) {
     let n = env_usize("BENCH_OBJECTS", MEMORY_OBJECTS);
     let conns = env_usize("BENCH_CONNS", 16);
-    let server = spawn_server();
+    let server = spawn_server(false);
     let addr = server.addr;
     let pid = server.proc.0.id();
     let empty = rss_kib(pid);
-    create_namespace(addr, "memory").await;
+    create_namespace(&server, "memory").await;
     let t = Instant::now();
     http_load(addr, conns, n, StatusCode::CREATED, |i| {
         request(
@@ -1164,8 +1343,11 @@ async fn bench_memory(rows: &mut Vec<Row>, etcd: Option<Etcd>) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--serve") {
-        serve_self(Path::new(&args[i + 1]));
+    if let Some(i) = args
+        .iter()
+        .position(|a| a == "--serve" || a == "--serve-tls")
+    {
+        serve_self(Path::new(&args[i + 1]), args[i] == "--serve-tls");
         return;
     }
     // `cargo bench` passes `--bench`; a filter argument picks sections by name.
@@ -1219,7 +1401,10 @@ fn main() {
         }
         if wanted("watch") {
             let e = etcd(true).await.map(|(e, _)| e);
-            bench_watch(&mut rows, e.as_ref()).await;
+            bench_watch(&mut rows, e.as_ref(), WatchTransport::Http1).await;
+            drop(e);
+            let e = etcd(true).await.map(|(e, _)| e);
+            bench_watch(&mut rows, e.as_ref(), WatchTransport::Http2).await;
         }
         if wanted("memory") {
             let e = etcd(true).await.map(|(e, _)| e);

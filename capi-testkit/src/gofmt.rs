@@ -35,7 +35,7 @@ pub(crate) fn quote(s: &str) -> String {
 }
 
 /// An approximation of Go's `unicode.IsPrint`: graphic characters and the ASCII space.
-fn is_print(c: char) -> bool {
+pub(crate) fn is_print(c: char) -> bool {
     if c == ' ' {
         return true;
     }

@@ -142,6 +142,11 @@ async fn cutting_open_watches_drops_them_mid_stream() {
         stream.next().await,
         Some(Ok(WatchEvent::Added(_)))
     ));
+    // From "0" the initial events end with their bookmark, as kube-apiserver 1.34+ defaults it.
+    assert!(matches!(
+        stream.next().await,
+        Some(Ok(WatchEvent::Bookmark(_)))
+    ));
     assert_eq!(env.faults().open_watches(Some("configmaps")), 1);
     assert_eq!(env.faults().cut_watches(Some("secrets")), 0);
     assert_eq!(env.faults().cut_watches(Some("configmaps")), 1);
@@ -225,6 +230,11 @@ async fn a_watch_cut_after_a_delay_drops_on_time_and_only_once() {
     assert!(matches!(
         stream.next().await,
         Some(Ok(WatchEvent::Added(_)))
+    ));
+    // From "0" the initial events end with their bookmark, as kube-apiserver 1.34+ defaults it.
+    assert!(matches!(
+        stream.next().await,
+        Some(Ok(WatchEvent::Bookmark(_)))
     ));
     assert!(
         tokio::time::timeout(Duration::from_millis(600), stream.next())

@@ -103,6 +103,16 @@ impl FieldError {
         }
     }
 
+    /// `field.Forbidden(path, detail)`.
+    pub(crate) fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            kind: FieldErrorType::Forbidden,
+            bad_value: None,
+            detail: detail.into(),
+        }
+    }
+
     /// `field.TooLong(path, value, max)`: the value is never printed.
     pub(crate) fn too_long(field: impl Into<String>, max: i64) -> Self {
         let detail = if max >= 0 {

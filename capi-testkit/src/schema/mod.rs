@@ -90,12 +90,10 @@ impl SchemaError {
 pub fn validate_crd_schema(schema: &Value, path: &str) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if schema.get("nullable") == Some(&Value::Bool(true)) {
-        errors.push(FieldError {
-            field: format!("{path}.nullable"),
-            kind: FieldErrorType::Forbidden,
-            bad_value: None,
-            detail: "nullable cannot be true at the root".to_owned(),
-        });
+        errors.push(FieldError::forbidden(
+            format!("{path}.nullable"),
+            "nullable cannot be true at the root",
+        ));
     }
     let not_structural = structural::validate_structural(schema, path);
     if not_structural.is_empty() {

@@ -25,12 +25,7 @@ enum Level {
 }
 
 fn forbidden(field: String, detail: &str) -> FieldError {
-    FieldError {
-        field,
-        kind: FieldErrorType::Forbidden,
-        bad_value: None,
-        detail: detail.to_owned(),
-    }
+    FieldError::forbidden(field, detail)
 }
 
 fn invalid(field: String, value: Value, detail: impl Into<String>) -> FieldError {

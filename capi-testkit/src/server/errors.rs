@@ -145,6 +145,20 @@ impl ApiError {
         Self::new(422, "Invalid", message, Some(details))
     }
 
+    /// 422 Invalid from field errors, each a cause worded as apimachinery words it.
+    pub fn from_field_errors(
+        kind: &str,
+        group: &str,
+        name: &str,
+        errors: &[crate::schema::FieldError],
+    ) -> Self {
+        let causes: Vec<(String, &str, String)> = errors
+            .iter()
+            .map(|e| (e.field.clone(), e.kind.reason(), e.message()))
+            .collect();
+        Self::invalid(kind, group, name, &causes)
+    }
+
     /// 422 Invalid with a free message (e.g. a failed JSON patch).
     pub fn invalid_message(message: impl Into<String>) -> Self {
         Self::new(422, "Invalid", message, None)

@@ -13,7 +13,7 @@ use super::errors::{ApiError, success_status};
 use super::resources::Resource;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{DeleteOptions, Deletion};
-use super::{App, discovery, table, watch};
+use super::{App, discovery, options, table, watch};
 use crate::patch::{self, FieldManager, PatchType, WriteScope};
 
 /// A parsed resource URL.
@@ -106,15 +106,8 @@ async fn handle(
     {
         warnings.push(w);
     }
-    let dry_run = match params.get("dryRun").map(String::as_str) {
-        None | Some("") => false,
-        Some("All") => true,
-        Some(other) => {
-            return Err(ApiError::invalid_message(format!(
-                "dryRun: Unsupported value: \"{other}\": supported values: \"All\""
-            )));
-        }
-    };
+    // Only `All` gets this far: writes refuse other values (see `options`), reads ignore them.
+    let dry_run = params.get("dryRun").is_some_and(|d| d == "All");
     match (method, &target.name, target.subresource.as_deref()) {
         (&Method::GET, None, None) => {
             if matches!(params.get("watch").map(String::as_str), Some("true" | "1")) {
@@ -453,6 +446,7 @@ fn create(
     dry_run: bool,
     mut warnings: Vec<String>,
 ) -> Result<Response, ApiError> {
+    options::check_write(options::Write::Create, params)?;
     let mut obj = parse_body(&target.res, headers, body)?;
     if !obj.is_object() {
         return Err(ApiError::bad_request("the body must be a JSON object"));
@@ -565,6 +559,7 @@ fn update(
     dry_run: bool,
     mut warnings: Vec<String>,
 ) -> Result<Response, ApiError> {
+    options::check_write(options::Write::Update, params)?;
     let mut obj = parse_body(&target.res, headers, body)?;
     if !obj.is_object() || !(obj["metadata"].is_object() || obj["metadata"].is_null()) {
         return Err(ApiError::bad_request(
@@ -663,11 +658,12 @@ fn patch(
     if kind == PatchType::StrategicMerge && !target.res.builtin {
         return Err(ApiError::unsupported_patch(false));
     }
-    if params.get("force").is_some_and(|f| f == "true") && kind != PatchType::Apply {
-        return Err(ApiError::invalid_message(
-            "force: Invalid value: true: may not be specified for non-apply patch",
-        ));
-    }
+    options::check_write(
+        options::Write::Patch {
+            apply: kind == PatchType::Apply,
+        },
+        params,
+    )?;
     let patch_body: Value = if kind == PatchType::Apply {
         let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
         serde_saphyr::from_str(text)
@@ -681,18 +677,8 @@ fn patch(
     manager.scope = write_scope(target, sub);
     let mut patch_body = patch_body;
     if kind == PatchType::Apply {
-        manager.manager = params.get("fieldManager").cloned().ok_or_else(|| {
-            ApiError::invalid(
-                "PatchOptions",
-                "meta.k8s.io",
-                "",
-                &[(
-                    "fieldManager".into(),
-                    "FieldValueRequired",
-                    "Required value: is required for apply patch".into(),
-                )],
-            )
-        })?;
+        // Present and not empty: the options check requires it of apply patches.
+        manager.manager = params.get("fieldManager").cloned().unwrap_or_default();
         if !patch_body.is_object()
             || !(patch_body["metadata"].is_object() || patch_body["metadata"].is_null())
         {
@@ -942,18 +928,7 @@ fn list(
     accept: &str,
     warnings: &[String],
 ) -> Result<Response, ApiError> {
-    if params.contains_key("resourceVersionMatch")
-        && params.get("resourceVersion").is_none_or(|r| r.is_empty())
-    {
-        return Err(ApiError::invalid_message(
-            "resourceVersionMatch is forbidden unless resourceVersion is provided",
-        ));
-    }
-    if params.contains_key("sendInitialEvents") {
-        return Err(ApiError::invalid_message(
-            "sendInitialEvents is forbidden for list",
-        ));
-    }
+    options::check_list(params, false)?;
     let (labels, fields) = selectors(target, params)?;
     let (items, rv) = app.store.list(&target.res, target.namespace.as_deref());
     let mut items: Vec<Value> = items
@@ -1008,30 +983,30 @@ fn delete_options(params: &Params, body: &Bytes, dry_run: bool) -> Result<Delete
     let orphan = b["orphanDependents"]
         .as_bool()
         .or_else(|| params.get("orphanDependents").map(|v| v == "true"));
-    let propagation = b["propagationPolicy"]
+    let policy = b["propagationPolicy"]
         .as_str()
         .map(str::to_owned)
-        .or_else(|| params.get("propagationPolicy").cloned())
-        .or_else(|| {
-            orphan.map(|o| {
-                if o {
-                    "Orphan".into()
-                } else {
-                    "Background".into()
-                }
-            })
-        });
-    if let Some(p) = &propagation
-        && !matches!(p.as_str(), "Background" | "Foreground" | "Orphan")
-    {
-        return Err(ApiError::invalid_message(format!(
-            "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Background\", \"Foreground\", \"Orphan\""
-        )));
+        .or_else(|| params.get("propagationPolicy").cloned());
+    let mut dry_run_values: Vec<String> = b["dryRun"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+        .collect();
+    if let Some(d) = params.get("dryRun").filter(|d| !d.is_empty()) {
+        dry_run_values.push(d.clone());
     }
-    let dry_run = dry_run
-        || b["dryRun"]
-            .as_array()
-            .is_some_and(|d| d.iter().any(|x| x == "All"));
+    options::check_delete(orphan, policy.as_deref(), &dry_run_values)?;
+    let dry_run = dry_run || !dry_run_values.is_empty();
+    let propagation = policy.or_else(|| {
+        orphan.map(|o| {
+            if o {
+                "Orphan".into()
+            } else {
+                "Background".into()
+            }
+        })
+    });
     Ok(DeleteOptions {
         propagation,
         uid: b["preconditions"]["uid"].as_str().map(str::to_owned),
@@ -1082,6 +1057,7 @@ fn delete_collection(
     dry_run: bool,
     warnings: &[String],
 ) -> Result<Response, ApiError> {
+    options::check_list(params, false)?;
     let opts = delete_options(params, body, dry_run)?;
     let (labels, fields) = selectors(target, params)?;
     let (items, rv) = app.store.list(&target.res, target.namespace.as_deref());

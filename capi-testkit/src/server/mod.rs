@@ -33,6 +33,7 @@ pub mod errors;
 pub mod faults;
 mod gc;
 mod handlers;
+mod options;
 mod protobuf;
 pub mod requests;
 pub mod resources;

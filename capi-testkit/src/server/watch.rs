@@ -150,18 +150,8 @@ pub(crate) async fn serve(
 ) -> Result<Response, ApiError> {
     let (labels, fields) = super::handlers::selectors(&target, params)?;
     let rv_param = params.get("resourceVersion").cloned().unwrap_or_default();
-    let send_initial = params.get("sendInitialEvents").map(|v| v == "true");
-    let rv_match = params.get("resourceVersionMatch").cloned();
-    if send_initial.is_some() && rv_match.as_deref() != Some("NotOlderThan") {
-        return Err(ApiError::invalid_message(
-            "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless resourceVersionMatch is set to NotOlderThan",
-        ));
-    }
-    if rv_match.is_some() && send_initial.is_none() {
-        return Err(ApiError::invalid_message(
-            "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
-        ));
-    }
+    // Checked and defaulted as upstream: a watch from "" or "0" streams its initial events.
+    let send_initial = super::options::check_list(params, true)?.send_initial_events;
     let bookmarks = params
         .get("allowWatchBookmarks")
         .is_some_and(|v| v == "true");
@@ -207,6 +197,9 @@ pub(crate) async fn serve(
         if send_initial == Some(true) && bookmarks {
             first.push(bookmark(&target, rv, true));
         }
+    } else if start_rv.is_none() {
+        // sendInitialEvents=false from "" or "0": from now on, nothing of the past.
+        last_rv = app.store.lock().rv;
     } else {
         let from = start_rv.unwrap_or(0);
         match app.store.history_after(from) {

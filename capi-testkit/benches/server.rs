@@ -14,6 +14,9 @@
 //! 4. memory: RSS of the server process holding 100,000 ConfigMaps of 2 KiB, against etcd's
 //!    holding the same bytes.
 //!
+//! Sections are `startup`, `throughput`, `watch-http1`, `watch-http2` and `memory`; arguments pick
+//! those whose names contain one (`... --bench server -- watch` runs both watch sections).
+//!
 //! `cargo bench -p capi-testkit --bench server` (or `cargo xtask bench --server-only`, which also
 //! installs etcd and builds the `capi-testkit` binary the server process is run from). The server
 //! is a separate process: the `capi-testkit serve` binary when the bench is built with the `cli`
@@ -1043,30 +1046,45 @@ enum WatchTransport {
 /// kube-apiserver's HTTP/2 `MaxConcurrentStreams`.
 const H2_STREAMS: usize = 100;
 
-/// Reads a watch over HTTP/2 until `want` events arrived, the body ended or `deadline`: the
-/// resourceVersion of each event and when the frame that completed its line came. hyper's
-/// client, as is: DATA frames reach the body through its connection task.
+/// Reads the watches of one HTTP/2 connection until each has `want` events, its body ended,
+/// or `deadline`: per watch, the resourceVersion of each event and when the frame that
+/// completed its line came. hyper's client: DATA frames reach the bodies through its
+/// connection task.
 async fn h2_events(
-    mut body: hyper::body::Incoming,
+    bodies: Vec<hyper::body::Incoming>,
     want: usize,
     mut deadline: std::pin::Pin<&mut tokio::time::Sleep>,
-) -> Vec<(u64, Instant)> {
-    let mut seen = Vec::with_capacity(want);
-    let mut line = Vec::new();
-    while seen.len() < want {
-        let frame = tokio::select! {
+) -> Vec<Vec<(u64, Instant)>> {
+    use futures::StreamExt;
+    let mut seen: Vec<Vec<(u64, Instant)>> = (0..bodies.len())
+        .map(|_| Vec::with_capacity(want))
+        .collect();
+    let mut lines: Vec<Vec<u8>> = vec![Vec::new(); bodies.len()];
+    let mut open = bodies.len();
+    let mut frames = futures::stream::select_all(
+        bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| http_body_util::BodyStream::new(b).map(move |f| (i, f))),
+    );
+    while open > 0 {
+        let next = tokio::select! {
             biased;
-            f = body.frame() => f,
+            f = frames.next() => f,
             () = &mut deadline => None,
         };
-        let Some(Ok(frame)) = frame else { break };
+        let Some((i, Ok(frame))) = next else { break };
         let now = Instant::now();
         if let Ok(data) = frame.into_data() {
-            split_lines(&data, &mut line, |l| {
+            let before = seen[i].len();
+            split_lines(&data, &mut lines[i], |l| {
                 if let Some(rv) = event_rv(l) {
-                    seen.push((rv, now));
+                    seen[i].push((rv, now));
                 }
             });
+            if before < want && seen[i].len() >= want {
+                open -= 1;
+            }
         }
     }
     seen
@@ -1101,34 +1119,42 @@ async fn bench_watch(rows: &mut Vec<Row>, etcd: Option<&Etcd>, transport: WatchT
         .as_str()
         .unwrap()
         .to_owned();
-    let ready = Arc::new(tokio::sync::Barrier::new(watchers + 1));
-    let mut tasks = Vec::with_capacity(watchers);
-    for w in 0..watchers {
-        let (ready, rv) = (ready.clone(), rv.clone());
-        let shared = h2.get(w / H2_STREAMS).cloned();
+    let path = format!(
+        "/api/v1/namespaces/watch/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=290"
+    );
+    // One deadline for the whole watch, not a timer per frame: the client's own work delays
+    // the next watcher's reading, on the cores the server runs on.
+    let deadline = gap * writes as u32 + Duration::from_secs(30);
+    // HTTP/1.1: a task per watch, reading its own connection (one wake-up and one read per
+    // event). HTTP/2: a task per connection reading its watches (the connection's task wakes
+    // one reader for the streams an incoming read filled, not a task per stream).
+    let readers = if h2.is_empty() { watchers } else { h2.len() };
+    let ready = Arc::new(tokio::sync::Barrier::new(readers + 1));
+    let mut tasks = Vec::with_capacity(readers);
+    for r in 0..readers {
+        let (ready, path) = (ready.clone(), path.clone());
+        let shared = h2.get(r).cloned();
         tasks.push(tokio::spawn(async move {
-            let path = format!(
-                "/api/v1/namespaces/watch/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=290"
-            );
-            // One deadline for the whole watch, not a timer per frame: the client's own work
-            // delays the next watcher's reading, on the cores the server runs on.
-            let deadline = gap * writes as u32 + Duration::from_secs(30);
             match shared {
                 None => {
-                    // This task reads its connection itself (one wake-up and one read per event).
                     let conn = WatchConn::open(addr, &path).await;
                     ready.wait().await;
                     let deadline = tokio::time::sleep(deadline);
-                    conn.events(writes, std::pin::pin!(deadline)).await
+                    vec![conn.events(writes, std::pin::pin!(deadline)).await]
                 }
                 Some(mut send) => {
-                    let req = absolute(request(Method::GET, &path, Bytes::new()), &https(addr));
-                    send.ready().await.unwrap();
-                    let resp = send.send_request(req).await.unwrap();
-                    assert_eq!(resp.status(), StatusCode::OK);
+                    let streams = H2_STREAMS.min(watchers - r * H2_STREAMS);
+                    let mut bodies = Vec::with_capacity(streams);
+                    for _ in 0..streams {
+                        let req = absolute(request(Method::GET, &path, Bytes::new()), &https(addr));
+                        send.ready().await.unwrap();
+                        let resp = send.send_request(req).await.unwrap();
+                        assert_eq!(resp.status(), StatusCode::OK);
+                        bodies.push(resp.into_body());
+                    }
                     ready.wait().await;
                     let deadline = tokio::time::sleep(deadline);
-                    h2_events(resp.into_body(), writes, std::pin::pin!(deadline)).await
+                    h2_events(bodies, writes, std::pin::pin!(deadline)).await
                 }
             }
         }));
@@ -1162,7 +1188,7 @@ async fn bench_watch(rows: &mut Vec<Row>, etcd: Option<&Etcd>, transport: WatchT
     }
     let mut arrivals = Vec::with_capacity(watchers);
     for t in tasks {
-        arrivals.push(t.await.unwrap());
+        arrivals.extend(t.await.unwrap());
     }
     let cpu_us = (cpu_secs(pid) - cpu_before) * 1e6 / (writes * watchers) as f64;
     let client_us =
@@ -1175,8 +1201,6 @@ async fn bench_watch(rows: &mut Vec<Row>, etcd: Option<&Etcd>, transport: WatchT
     let mut base = None;
     if let Some(etcd) = etcd {
         let prefix = b"/registry/configmaps/watch/".to_vec();
-        let ready = Arc::new(tokio::sync::Barrier::new(watchers + 1));
-        let mut tasks = Vec::with_capacity(watchers);
         // Over HTTP/2 (gRPC's transport) the watchers share connections as above.
         let mut shared = Vec::new();
         if transport == WatchTransport::Http2 {
@@ -1188,31 +1212,69 @@ async fn bench_watch(rows: &mut Vec<Row>, etcd: Option<&Etcd>, transport: WatchT
                 );
             }
         }
-        for w in 0..watchers {
+        // As above: a task per watch over its own connection, or per shared connection.
+        let readers = if shared.is_empty() {
+            watchers
+        } else {
+            shared.len()
+        };
+        let ready = Arc::new(tokio::sync::Barrier::new(readers + 1));
+        let mut tasks = Vec::with_capacity(readers);
+        for r in 0..readers {
             let (ready, prefix, endpoint) = (ready.clone(), prefix.clone(), etcd.endpoint.clone());
-            let shared = shared.get(w / H2_STREAMS).cloned();
+            let shared = shared.get(r).cloned();
+            let streams = if shared.is_some() {
+                H2_STREAMS.min(watchers - r * H2_STREAMS)
+            } else {
+                1
+            };
             tasks.push(tokio::spawn(async move {
-                // One connection per watcher, as each HTTP/1.1 watch above has its own.
+                use futures::StreamExt;
                 let mut c = match shared {
                     Some(c) => c,
                     None => EtcdClient::new(vec![endpoint], None).await.unwrap(),
                 };
-                let mut w = c.watch.do_watch(prefix).with_prefix().await.unwrap();
+                let mut watches = Vec::with_capacity(streams);
+                for _ in 0..streams {
+                    watches.push(
+                        c.watch
+                            .do_watch(prefix.clone())
+                            .with_prefix()
+                            .await
+                            .unwrap(),
+                    );
+                }
                 ready.wait().await;
-                let mut seen = Vec::with_capacity(writes);
-                while seen.len() < writes {
-                    let Ok(Ok(Some(resp))) =
-                        tokio::time::timeout(Duration::from_secs(10), w.message()).await
+                let mut seen: Vec<Vec<(u64, Instant)>> =
+                    (0..streams).map(|_| Vec::with_capacity(writes)).collect();
+                let mut messages =
+                    futures::stream::select_all(watches.into_iter().enumerate().map(|(i, w)| {
+                        futures::stream::unfold(w, |mut w| async move {
+                            let m = w.message().await;
+                            Some((m, w))
+                        })
+                        .map(move |m| (i, m))
+                        .boxed()
+                    }));
+                let mut open = streams;
+                while open > 0 {
+                    let Ok(Some((i, Ok(Some(resp))))) =
+                        tokio::time::timeout(Duration::from_secs(10), messages.next()).await
                     else {
                         break;
                     };
                     let now = Instant::now();
+                    let before = seen[i].len();
                     for e in resp.events {
                         if let Some(kv) = e.kv {
-                            seen.push((kv.mod_revision as u64, now));
+                            seen[i].push((kv.mod_revision as u64, now));
                         }
                     }
+                    if before < writes && seen[i].len() >= writes {
+                        open -= 1;
+                    }
                 }
+                drop(messages);
                 drop(c);
                 seen
             }));
@@ -1240,7 +1302,7 @@ async fn bench_watch(rows: &mut Vec<Row>, etcd: Option<&Etcd>, transport: WatchT
         }
         let mut arrivals = Vec::with_capacity(watchers);
         for t in tasks {
-            arrivals.push(t.await.unwrap());
+            arrivals.extend(t.await.unwrap());
         }
         let etcd_cpu_us = (cpu_secs(pid) - cpu_before) * 1e6 / (writes * watchers) as f64;
         let (lat, missing) = delivery_latencies(&written, arrivals);
@@ -1399,10 +1461,11 @@ fn main() {
             let e = etcd(true).await.map(|(e, _)| e);
             bench_throughput(&mut rows, e.as_ref()).await;
         }
-        if wanted("watch") {
+        if wanted("watch-http1") {
             let e = etcd(true).await.map(|(e, _)| e);
             bench_watch(&mut rows, e.as_ref(), WatchTransport::Http1).await;
-            drop(e);
+        }
+        if wanted("watch-http2") {
             let e = etcd(true).await.map(|(e, _)| e);
             bench_watch(&mut rows, e.as_ref(), WatchTransport::Http2).await;
         }

@@ -63,6 +63,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::coalesce::Coalesce;
+
 /// How long an HTTP/2 response body's error waits before it resets the stream. h2 drops the
 /// frames of a stream that are still queued when it is reset, so a watch cut right after an
 /// event (an injected [`super::faults::Cut`]) would lose the event; Go's server sends them
@@ -305,8 +307,10 @@ pub(crate) async fn serve<I>(
         Protocol::Http2 => counter.http2.fetch_add(1, Ordering::Relaxed),
     };
     let activity = Arc::new(Activity::default());
+    // HTTP/2 writes many streams' frames together (see `coalesce`); HTTP/1.1 has one response
+    // at a time, which hyper writes in one go already.
     let io = TokioIo::new(Tracked {
-        inner: io,
+        inner: Coalesce::new(io, matches!(protocol, Protocol::Http2)),
         activity: activity.clone(),
     });
     let service = {

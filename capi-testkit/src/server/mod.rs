@@ -27,6 +27,7 @@
 
 pub mod auth;
 mod builtins;
+mod coalesce;
 mod connections;
 mod discovery;
 pub mod errors;

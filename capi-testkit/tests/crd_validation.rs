@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::path::PathBuf;
 
 use capi_testkit::env::TestEnv;
@@ -17,17 +19,7 @@ const CRDS: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 const P: &str = "spec.validation.openAPIV3Schema";
 
 async fn send(env: &TestEnv, method: &str, path: &str, body: &Value) -> (u16, Value) {
-    let request = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("Content-Type", "application/json")
-        .header("Accept", "application/json")
-        .body(kube::client::Body::from(body.to_string().into_bytes()))
-        .unwrap();
-    let resp = env.client().send(request).await.unwrap();
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
+    support::send(env, method, path, "application/json", body).await
 }
 
 async fn get(env: &TestEnv, path: &str) -> (u16, Value) {
@@ -510,13 +502,7 @@ async fn upstream_and_generated_crds_are_structural() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_apply_shows_the_structural_errors() {
-    if std::process::Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
-        println!("skipped: kubectl is not installed");
+    if support::kubectl_missing() {
         return;
     }
     let env = TestEnv::builder().start().await.unwrap();

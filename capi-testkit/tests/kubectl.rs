@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::process::Command;
 
 use capi_testkit::env::TestEnv;
@@ -43,13 +45,7 @@ fn kubectl(env: &TestEnv, args: &[&str], stdin: Option<&str>) -> (bool, String) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_just_works() {
-    if Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
-        println!("skipped: kubectl is not installed");
+    if support::kubectl_missing() {
         return;
     }
     let env = TestEnv::builder()
@@ -94,13 +90,7 @@ async fn kubectl_just_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_server_side_apply_conflicts_and_strategic_patches() {
-    if Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
-        println!("skipped: kubectl is not installed");
+    if support::kubectl_missing() {
         return;
     }
     let env = TestEnv::builder()
@@ -194,13 +184,7 @@ async fn kubectl_imperative_creates_send_protobuf_and_read_back_as_asked() {
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
     use kube::api::Api;
 
-    if Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
-        println!("skipped: kubectl is not installed");
+    if support::kubectl_missing() {
         return;
     }
     let env = std::sync::Arc::new(TestEnv::start().await.unwrap());
@@ -348,13 +332,7 @@ fn first_json(out: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_decodes_protobuf_answers_objects_and_status_errors() {
-    if Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
-        println!("skipped: kubectl is not installed");
+    if support::kubectl_missing() {
         return;
     }
     let env = std::sync::Arc::new(TestEnv::start().await.unwrap());

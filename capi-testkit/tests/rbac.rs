@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::process::Command;
 
 use capi_testkit::env::{Identity, TestEnv};
@@ -674,13 +676,7 @@ fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_with_a_service_accounts_kubeconfig_is_refused_as_upstream() {
-    if Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
-        println!("skipped: kubectl is not installed");
+    if support::kubectl_missing() {
         return;
     }
     let env = rbac_env().await;

@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::process::Command;
 
 use capi_testkit::env::TestEnv;
@@ -16,28 +18,9 @@ use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 use serde_json::{Value, json};
+use support::send;
 
 const CMS: &str = "/api/v1/namespaces/default/configmaps";
-
-async fn send(
-    env: &TestEnv,
-    method: &str,
-    path: &str,
-    content_type: &str,
-    body: &Value,
-) -> (u16, Value) {
-    let request = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("Content-Type", content_type)
-        .header("Accept", "application/json")
-        .body(kube::client::Body::from(body.to_string().into_bytes()))
-        .unwrap();
-    let resp = env.client().send(request).await.unwrap();
-    let code = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
 
 fn configmap(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"a": "b"}})
@@ -471,13 +454,7 @@ async fn watches_from_zero_end_their_initial_events_with_a_bookmark() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_prints_the_refusal() {
-    if Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
-        println!("skipped: kubectl is not installed");
+    if support::kubectl_missing() {
         return;
     }
     let env = TestEnv::builder().start().await.unwrap();

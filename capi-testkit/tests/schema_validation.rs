@@ -4,10 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use capi_testkit::env::TestEnv;
-use http_body_util::BodyExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::{Value, json};
+use support::send;
 
 const WIDGETS: &str = "/apis/example.com/v1/namespaces/default/widgets";
 
@@ -61,27 +63,6 @@ fn crd() -> CustomResourceDefinition {
 
 async fn env() -> TestEnv {
     TestEnv::builder().crds([crd()]).start().await.unwrap()
-}
-
-/// Sends a JSON request and returns the status code and the JSON body.
-async fn send(
-    env: &TestEnv,
-    method: &str,
-    path: &str,
-    content_type: &str,
-    body: &Value,
-) -> (u16, Value) {
-    let request = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("Content-Type", content_type)
-        .header("Accept", "application/json")
-        .body(kube::client::Body::from(body.to_string().into_bytes()))
-        .unwrap();
-    let resp = env.client().send(request).await.unwrap();
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
 }
 
 fn widget(name: &str, spec: Value) -> Value {

@@ -30,7 +30,8 @@
 //! Every read and write checks one flag (an atomic load and a waker registration that is a
 //! pointer comparison once registered): a watch write is one system call per event and
 //! watcher, and a lock shared by every connection there is contended across threads. Watch
-//! bodies check the drain flag the same way.
+//! bodies check the drain flag the same way. HTTP/2 connections write the frames of all their
+//! streams together ([`super::coalesce`]), one system call for the watches an event reached.
 //!
 //! Each connection is served by hyper-util's connection builder in the protocol it was given:
 //! HTTP/1.1 for plain HTTP (no h2c, as Go's server without it configured), and over TLS what

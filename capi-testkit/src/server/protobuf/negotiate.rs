@@ -15,7 +15,8 @@
 //! - Errors are negotiated again without the endpoint's restrictions (any conversion skipped,
 //!   protobuf allowed even for custom resources), and fall back to JSON.
 //!
-//! YAML, when chosen, is still answered JSON here (clients decode by `Content-Type`).
+//! YAML, when chosen, is the handlers' JSON turned into YAML with sorted keys, as
+//! apimachinery's YAML serializer writes it.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
@@ -209,10 +210,10 @@ fn resource_of(path: &str) -> Option<(&str, &str, bool)> {
 /// What a request is answered in, decided before it is handled.
 #[derive(Debug)]
 pub(crate) struct Negotiation {
-    /// Objects (any success answer) in protobuf.
-    objects: bool,
-    /// Errors in protobuf.
-    errors: bool,
+    /// What objects (any success answer) are answered in.
+    objects: Media,
+    /// What errors are answered in.
+    errors: Media,
     /// A watch: objects go as a stream of frames.
     watch: bool,
     /// The 406 when no served type is acceptable.
@@ -222,8 +223,8 @@ pub(crate) struct Negotiation {
 impl Negotiation {
     /// JSON, as the handlers write it.
     const JSON: Negotiation = Negotiation {
-        objects: false,
-        errors: false,
+        objects: Media::Json,
+        errors: Media::Json,
         watch: false,
         refusal: None,
     };
@@ -253,7 +254,8 @@ impl Negotiation {
         let watch = *method == Method::GET
             && !named
             && matches!(params.get("watch").map(String::as_str), Some("true" | "1"));
-        let errors = negotiate(&clauses, Endpoint::Errors, empty) == Some(Media::Protobuf);
+        // Nothing acceptable for an error: JSON.
+        let errors = negotiate(&clauses, Endpoint::Errors, empty).unwrap_or(Media::Json);
         let mut objects = negotiate(&clauses, Endpoint::Resource { protobuf: true }, empty);
         if matches!(objects, None | Some(Media::Protobuf)) {
             let builtin = app
@@ -279,7 +281,8 @@ impl Negotiation {
             _ => None,
         };
         Negotiation {
-            objects: objects == Some(Media::Protobuf),
+            // Nothing acceptable: refused (and the refusal is an error).
+            objects: objects.unwrap_or(Media::Json),
             errors,
             watch,
             refusal,
@@ -295,8 +298,12 @@ impl Negotiation {
     /// protobuf encoding here (tables, scales, custom resources) stay JSON.
     pub(crate) async fn answer(&self, resp: Response) -> Response {
         let ok = resp.status().is_success();
-        if !(if ok { self.objects } else { self.errors }) {
-            return resp;
+        match if ok { self.objects } else { self.errors } {
+            Media::Json => return resp,
+            // A watch in YAML was refused: YAML has no stream encoding.
+            Media::Yaml if ok && self.watch => return resp,
+            Media::Yaml => return yaml_answer(resp).await,
+            Media::Protobuf => {}
         }
         if ok && self.watch {
             let (mut parts, body) = resp.into_parts();
@@ -330,6 +337,105 @@ impl Negotiation {
             }
         }
     }
+}
+
+/// A JSON answer in YAML, as apimachinery's YAML serializer writes it (`sigs.k8s.io/yaml`'s
+/// `JSONToYAML`: the JSON's maps with their keys sorted as go-yaml sorts them).
+async fn yaml_answer(resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => return ApiError::internal(format!("reading the answer: {e}")).into_response(),
+    };
+    let yaml = serde_json::from_slice::<Value>(&bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|v| serde_saphyr::to_string(&go_yaml_order(v)).map_err(|e| e.to_string()));
+    match yaml {
+        Ok(text) => {
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/yaml"),
+            );
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(text))
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "answered JSON: not a JSON document");
+            Response::from_parts(parts, Body::from(bytes))
+        }
+    }
+}
+
+/// `v` with every map's keys in go-yaml's order (its `keyList.Less`).
+fn go_yaml_order(v: Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|(a, _), (b, _)| go_yaml_key_order(a, b));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, go_yaml_order(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(go_yaml_order).collect()),
+        other => other,
+    }
+}
+
+/// go-yaml's order of string map keys: letters by code point, a non-letter before a letter,
+/// and runs of digits by their numeric value ("a9" before "a10").
+fn go_yaml_key_order(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (ar, br): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    for i in 0..ar.len().min(br.len()) {
+        if ar[i] == br[i] {
+            continue;
+        }
+        let (al, bl) = (ar[i].is_alphabetic(), br[i].is_alphabetic());
+        if al && bl {
+            return ar[i].cmp(&br[i]);
+        }
+        if al || bl {
+            return if bl {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+        }
+        let (mut an, mut bn) = (0i64, 0i64);
+        if ar[i] == '0' || br[i] == '0' {
+            // A zero after other digits is part of the number, not a leading zero.
+            if ar[..i]
+                .iter()
+                .rev()
+                .take_while(|c| c.is_ascii_digit())
+                .any(|c| *c != '0')
+            {
+                (an, bn) = (1, 1);
+            }
+        }
+        let digits = |r: &[char], n: &mut i64| {
+            let mut end = i;
+            while end < r.len() && r[end].is_ascii_digit() {
+                *n = n
+                    .saturating_mul(10)
+                    .saturating_add(i64::from(r[end] as u8 - b'0'));
+                end += 1;
+            }
+            end
+        };
+        let (ae, be) = (digits(&ar, &mut an), digits(&br, &mut bn));
+        if an != bn {
+            return an.cmp(&bn);
+        }
+        if ae != be {
+            return ae.cmp(&be);
+        }
+        return ar[i].cmp(&br[i]);
+    }
+    ar.len().cmp(&br.len())
 }
 
 fn not_acceptable(types: &str) -> ApiError {
@@ -862,8 +968,8 @@ mod tests {
             (&events[0].1["reason"], &events[0].1["code"]),
             (&json!("Expired"), &json!(410))
         );
-        // YAML has no stream encoding.
-        let (code, _, body) = exchange(
+        // YAML has no stream encoding; the refusal is an error, in YAML.
+        let (code, h, body) = exchange(
             addr,
             "GET",
             &format!("{cms}?watch=true"),
@@ -871,8 +977,11 @@ mod tests {
             "",
         )
         .await;
-        assert_eq!(code, 406);
-        let status: Value = serde_json::from_slice(&body).unwrap_or_default();
+        assert_eq!(
+            (code, h["content-type"].as_str()),
+            (406, "application/yaml")
+        );
+        let status: Value = serde_saphyr::from_slice(&body).unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(
             status["message"],
             "only the following media types are accepted: application/json;stream=watch, application/vnd.kubernetes.protobuf;stream=watch"
@@ -891,5 +1000,89 @@ mod tests {
             (200, "application/json")
         );
         handle.abort();
+    }
+
+    #[tokio::test]
+    async fn yaml_answers_are_the_json_with_keys_sorted_as_go_yaml_sorts_them() {
+        let server = super::super::super::Server::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let handle = server.serve(listener);
+        let cms = "/api/v1/namespaces/default/configmaps";
+        let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"z":"1","b":"true","a10":"x","a9":"y"}}"#;
+        let (code, h, body) = exchange(addr, "POST", cms, "application/yaml", cm).await;
+        assert_eq!(
+            (code, h["content-type"].as_str()),
+            (201, "application/yaml")
+        );
+        let text = String::from_utf8(body).unwrap_or_else(|e| unreachable!("{e}"));
+        let created: Value = serde_saphyr::from_str(&text).unwrap_or_else(|e| unreachable!("{e}"));
+        let (_, _, json) = exchange(addr, "GET", &format!("{cms}/a"), "application/json", "").await;
+        let json: Value = serde_json::from_slice(&json).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(created, json, "{text}");
+        // Strings that read as other types stay strings; keys in go-yaml's order.
+        assert_eq!(created["data"]["b"], "true");
+        let top: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with(' ') && !l.starts_with('-'))
+            .filter_map(|l| l.split(':').next())
+            .collect();
+        assert_eq!(top, ["apiVersion", "data", "kind", "metadata"], "{text}");
+        let data = text.find("data:").unwrap_or_default();
+        let order: Vec<usize> = ["a9:", "a10:", "b:", "z:"]
+            .iter()
+            .map(|k| text[data..].find(k).unwrap_or(usize::MAX))
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+        // Lists, tables and errors too.
+        let (code, h, body) = exchange(addr, "GET", cms, "application/yaml", "").await;
+        assert_eq!(
+            (code, h["content-type"].as_str()),
+            (200, "application/yaml")
+        );
+        let list: Value = serde_saphyr::from_slice(&body).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(list["kind"], "ConfigMapList");
+        let table = "application/yaml;as=Table;v=v1;g=meta.k8s.io";
+        let (code, h, body) = exchange(addr, "GET", cms, table, "").await;
+        assert_eq!(
+            (code, h["content-type"].as_str()),
+            (200, "application/yaml")
+        );
+        let t: Value = serde_saphyr::from_slice(&body).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(t["kind"], "Table");
+        let (code, h, body) = exchange(
+            addr,
+            "GET",
+            &format!("{cms}/missing"),
+            "application/yaml",
+            "",
+        )
+        .await;
+        assert_eq!(
+            (code, h["content-type"].as_str()),
+            (404, "application/yaml")
+        );
+        let status: Value = serde_saphyr::from_slice(&body).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(status["reason"], "NotFound");
+        assert_eq!(status["message"], "configmaps \"missing\" not found");
+        handle.abort();
+    }
+
+    #[test]
+    fn map_keys_sort_as_go_yaml_sorts_them() {
+        let mut keys = vec![
+            "b", "a10", "a9", "A", "a", "a.b", "ab", "x01", "x1", "10", "9",
+        ];
+        keys.sort_by(|a, b| go_yaml_key_order(a, b));
+        assert_eq!(
+            keys,
+            [
+                "9", "10", "A", "a", "a.b", "a9", "a10", "ab", "b", "x1", "x01"
+            ]
+        );
     }
 }

@@ -35,6 +35,7 @@ pub mod faults;
 mod gc;
 mod handlers;
 mod options;
+mod partial;
 mod protobuf;
 pub mod requests;
 pub mod resources;

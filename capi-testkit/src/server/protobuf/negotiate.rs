@@ -9,9 +9,11 @@
 //! - Built-in kinds are served in protobuf; custom resources are not (their clause is skipped,
 //!   so `application/vnd.kubernetes.protobuf,application/json` gets JSON, and protobuf alone a
 //!   406 `NotAcceptable`, before anything is done).
-//! - `as=Table;g=meta.k8s.io;v=v1|v1beta1` is allowed for JSON and YAML only; other
-//!   conversions are skipped (here `PartialObjectMetadata` too in protobuf, which this server
-//!   does not convert to). A watch needs a type with a stream encoding (not YAML).
+//! - `as=Table` and `as=PartialObjectMetadata[List]` (`g=meta.k8s.io;v=v1|v1beta1`) are allowed
+//!   for JSON and YAML only (upstream also encodes the latter two in protobuf; this server
+//!   skips such clauses); other conversions are skipped. The chosen clause's
+//!   `PartialObjectMetadata` conversion is done here ([`crate::server::partial`]), tables by the
+//!   handlers. A watch needs a type with a stream encoding (not YAML).
 //! - Errors are negotiated again without the endpoint's restrictions (any conversion skipped,
 //!   protobuf allowed even for custom resources), and fall back to JSON.
 //!
@@ -31,6 +33,7 @@ use serde_json::Value;
 use super::super::App;
 use super::super::errors::ApiError;
 use super::encode;
+use crate::server::partial::Partial;
 
 /// The protobuf media type.
 pub(crate) const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
@@ -154,8 +157,17 @@ impl Endpoint {
 
 /// `NegotiateMediaTypeOptions`: the first clause and served type that go together.
 fn negotiate(clauses: &[Clause<'_>], endpoint: Endpoint, header_empty: bool) -> Option<Media> {
+    negotiate_clause(clauses, endpoint, header_empty).map(|(media, _)| media)
+}
+
+/// [`negotiate`], with the `PartialObjectMetadata` conversion the chosen clause asks for.
+fn negotiate_clause(
+    clauses: &[Clause<'_>],
+    endpoint: Endpoint,
+    header_empty: bool,
+) -> Option<(Media, Option<Partial>)> {
     if header_empty {
-        return Some(Media::Json);
+        return Some((Media::Json, None));
     }
     for clause in clauses {
         for media in Media::ALL {
@@ -163,7 +175,11 @@ fn negotiate(clauses: &[Clause<'_>], endpoint: Endpoint, header_empty: bool) -> 
                 && (clause.sub == media.subtype() || clause.sub == "*"))
                 || (clause.ty == "*" && clause.sub == "*");
             if matches && accepts(clause, media, endpoint) {
-                return Some(media);
+                let p = |k: &str| clause.params.get(k).copied().unwrap_or_default();
+                let partial = (p("g") == "meta.k8s.io")
+                    .then(|| Partial::of(p("as"), p("v")))
+                    .flatten();
+                return Some((media, partial));
             }
         }
     }
@@ -216,6 +232,8 @@ pub(crate) struct Negotiation {
     errors: Media,
     /// A watch: objects go as a stream of frames.
     watch: bool,
+    /// Objects as `PartialObjectMetadata`, when asked for.
+    partial: Option<Partial>,
     /// The 406 when no served type is acceptable.
     refusal: Option<ApiError>,
 }
@@ -226,6 +244,7 @@ impl Negotiation {
         objects: Media::Json,
         errors: Media::Json,
         watch: false,
+        partial: None,
         refusal: None,
     };
 
@@ -256,7 +275,9 @@ impl Negotiation {
             && matches!(params.get("watch").map(String::as_str), Some("true" | "1"));
         // Nothing acceptable for an error: JSON.
         let errors = negotiate(&clauses, Endpoint::Errors, empty).unwrap_or(Media::Json);
-        let mut objects = negotiate(&clauses, Endpoint::Resource { protobuf: true }, empty);
+        let chosen = negotiate_clause(&clauses, Endpoint::Resource { protobuf: true }, empty);
+        let mut partial = chosen.and_then(|(_, p)| p);
+        let mut objects = chosen.map(|(m, _)| m);
         if matches!(objects, None | Some(Media::Protobuf)) {
             let builtin = app
                 .store
@@ -266,7 +287,12 @@ impl Negotiation {
                 .map(|r| r.builtin);
             objects = match builtin {
                 Some(true) => objects,
-                Some(false) => negotiate(&clauses, Endpoint::Resource { protobuf: false }, empty),
+                Some(false) => {
+                    let chosen =
+                        negotiate_clause(&clauses, Endpoint::Resource { protobuf: false }, empty);
+                    partial = chosen.and_then(|(_, p)| p);
+                    chosen.map(|(m, _)| m)
+                }
                 // No such resource: the handler's 404 is an error, negotiated as one.
                 None => Some(Media::Json),
             };
@@ -285,6 +311,7 @@ impl Negotiation {
             objects: objects.unwrap_or(Media::Json),
             errors,
             watch,
+            partial,
             refusal,
         }
     }
@@ -297,6 +324,12 @@ impl Negotiation {
     /// `resp`, as the handlers wrote it (JSON), in the negotiated encoding. Bodies with no
     /// protobuf encoding here (tables, scales, custom resources) stay JSON.
     pub(crate) async fn answer(&self, resp: Response) -> Response {
+        let ok = resp.status().is_success();
+        let resp = match self.partial {
+            Some(p) if ok => p.answer(resp, self.watch).await,
+            _ => resp,
+        };
+        // A conversion refused after the fact (406) is an error.
         let ok = resp.status().is_success();
         match if ok { self.objects } else { self.errors } {
             Media::Json => return resp,

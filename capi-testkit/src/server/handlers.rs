@@ -111,7 +111,8 @@ async fn handle(
     match (method, &target.name, target.subresource.as_deref()) {
         (&Method::GET, None, None) => {
             if matches!(params.get("watch").map(String::as_str), Some("true" | "1")) {
-                return watch::serve(app.clone(), target, params).await;
+                return watch::serve(app.clone(), target, params, accept.contains("as=Table"))
+                    .await;
             }
             list(app, &target, params, accept, &warnings)
         }

@@ -45,6 +45,7 @@ pub mod store;
 mod table;
 pub mod tls;
 mod watch;
+mod watch_map;
 
 use std::sync::Arc;
 

@@ -8,15 +8,12 @@
 //! slice), each watch event's object the same (Status objects of ERROR events stay Status),
 //! and asking for the list form of one object, or the single form of a list, is a 406.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use axum::body::{Body, Bytes, HttpBody};
+use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use hyper::body::Frame;
 use serde_json::{Value, json};
 
 use super::errors::ApiError;
+use super::watch_map::MappedEvents;
 
 /// What the client asked its objects converted to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,14 +87,14 @@ impl Partial {
     pub(crate) async fn answer(&self, resp: Response, watch: bool) -> Response {
         let (parts, body) = resp.into_parts();
         if watch {
-            return Response::from_parts(
-                parts,
-                Body::new(PartialWatch {
-                    inner: body,
-                    partial: *self,
-                    pending: Vec::new(),
-                }),
-            );
+            let partial = *self;
+            let events = MappedEvents::new(body, move |mut event: Value| {
+                if event["object"]["kind"] != "Status" {
+                    event["object"] = partial.object(&event["object"]);
+                }
+                event
+            });
+            return Response::from_parts(parts, Body::new(events));
         }
         let bytes = match axum::body::to_bytes(body, usize::MAX).await {
             Ok(b) => b,
@@ -146,72 +143,6 @@ fn not_acceptable(message: String) -> ApiError {
     }
 }
 
-/// A watch body whose events carry `PartialObjectMetadata` objects.
-struct PartialWatch {
-    inner: Body,
-    partial: Partial,
-    /// The start of an event whose line has not ended yet.
-    pending: Vec<u8>,
-}
-
-impl PartialWatch {
-    /// The converted lines of `data` that complete here.
-    fn lines(&mut self, data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(data.len() / 2);
-        let mut rest = data;
-        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
-            self.pending.extend_from_slice(&rest[..nl]);
-            let line = std::mem::take(&mut self.pending);
-            out.extend_from_slice(&self.event(&line));
-            out.push(b'\n');
-            rest = &rest[nl + 1..];
-        }
-        self.pending.extend_from_slice(rest);
-        out
-    }
-
-    /// One event line converted (left as it is when it is not an event).
-    fn event(&self, line: &[u8]) -> Vec<u8> {
-        let Ok(mut event) = serde_json::from_slice::<Value>(line) else {
-            return line.to_vec();
-        };
-        if event["object"]["kind"] != "Status" {
-            event["object"] = self.partial.object(&event["object"]);
-        }
-        event.to_string().into_bytes()
-    }
-}
-
-impl HttpBody for PartialWatch {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.get_mut();
-        loop {
-            match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => {
-                        let out = this.lines(&data);
-                        if !out.is_empty() {
-                            return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
-                        }
-                    }
-                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
-                },
-                other => return other,
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,34 +182,5 @@ mod tests {
         );
         let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Success"});
         assert_eq!(V1.convert(status.clone()).unwrap(), status);
-    }
-
-    #[test]
-    fn watch_lines_convert_across_frames() {
-        let mut w = PartialWatch {
-            inner: Body::empty(),
-            partial: V1,
-            pending: Vec::new(),
-        };
-        let added = br#"{"type":"ADDED","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a"},"data":{"k":"v"}}}"#;
-        let error = br#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","code":410}}"#;
-        let mut all = added.to_vec();
-        all.push(b'\n');
-        all.extend_from_slice(error);
-        all.push(b'\n');
-        let (a, b) = all.split_at(40);
-        assert!(w.lines(a).is_empty());
-        let out = w.lines(b);
-        let events: Vec<Value> = out
-            .split(|c| *c == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_slice(l).unwrap())
-            .collect();
-        assert_eq!(events.len(), 2);
-        assert_eq!(
-            events[0]["object"],
-            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": {"name": "a"}})
-        );
-        assert_eq!(events[1]["object"]["kind"], "Status");
     }
 }

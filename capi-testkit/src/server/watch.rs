@@ -21,6 +21,7 @@ use super::errors::ApiError;
 use super::handlers::{Target, output};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{Delivery, EventType, RecvError, StoredObject, Subscription, WatchEvent};
+use super::watch_map::MappedEvents;
 
 /// How often a watch with bookmarks allowed gets one when nothing else happens.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
@@ -147,6 +148,7 @@ pub(crate) async fn serve(
     app: Arc<App>,
     target: Target,
     params: &HashMap<String, String>,
+    as_table: bool,
 ) -> Result<Response, ApiError> {
     let (labels, fields) = super::handlers::selectors(&target, params)?;
     let rv_param = params.get("resourceVersion").cloned().unwrap_or_default();
@@ -248,12 +250,39 @@ pub(crate) async fn serve(
         first: first.into_iter(),
         live: Some(live),
     };
+    let body = if as_table {
+        Body::new(table_events(target, Body::new(body)))
+    } else {
+        Body::new(body)
+    };
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
-        Body::new(body),
+        body,
     )
         .into_response())
+}
+
+/// A watch in `Table` form (`kubectl get -w`): each event's object a Table of its one row,
+/// the column definitions only in the first (later ones `null`, as kube-apiserver sends
+/// them with `NoHeaders`); ERROR Status objects and bookmarks as they are.
+fn table_events(target: Target, body: Body) -> MappedEvents<impl FnMut(Value) -> Value + Unpin> {
+    let mut headers = true;
+    MappedEvents::new(body, move |mut event: Value| {
+        if matches!(event["type"].as_str(), Some("ERROR" | "BOOKMARK")) {
+            return event;
+        }
+        let rv = event["object"]["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_default();
+        let mut table = super::table::table(&target, &[event["object"].take()], None, rv);
+        if !std::mem::take(&mut headers) {
+            table["columnDefinitions"] = Value::Null;
+        }
+        event["object"] = table;
+        event
+    })
 }
 
 /// A watch's body: its first frames, then the live ones.

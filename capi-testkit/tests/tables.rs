@@ -1,0 +1,130 @@
+//! `Table` answers (kubectl get): watches in Table form, as `kubectl get -w` asks for them, with
+//! the column definitions in the first event only.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use capi_testkit::env::TestEnv;
+use http_body_util::BodyExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+
+const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+
+fn configmap(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}, "data": {"a": "1", "b": "2"}}))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_table_watch_sends_the_columns_once() {
+    let env = TestEnv::builder().in_process().start().await.unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(env.client());
+    let rv = api
+        .create(&PostParams::default(), &configmap("a"))
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let request = http::Request::builder()
+        .uri("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=0&timeoutSeconds=1")
+        .header("Accept", TABLE)
+        .body(kube::client::Body::empty())
+        .unwrap();
+    let watch = env.client().send(request).await.unwrap();
+    api.create(&PostParams::default(), &configmap("b"))
+        .await
+        .unwrap();
+    let bytes = watch.into_body().collect().await.unwrap().to_bytes();
+    let events: Vec<Value> = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let (first, second) = (&events[0]["object"], &events[1]["object"]);
+    assert_eq!(
+        (&events[0]["type"], &first["kind"]),
+        (&json!("ADDED"), &json!("Table"))
+    );
+    assert!(
+        first["columnDefinitions"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    );
+    assert_eq!(first["rows"][0]["cells"][0], "a");
+    assert_eq!(first["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    assert_eq!(first["metadata"]["resourceVersion"], rv);
+    assert_eq!(second["columnDefinitions"], Value::Null);
+    assert_eq!(second["rows"][0]["cells"][0], "b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_watch_prints_one_header() {
+    if support::kubectl_missing() {
+        return;
+    }
+    let env = TestEnv::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(env.client());
+    api.create(&PostParams::default(), &configmap("a"))
+        .await
+        .unwrap();
+    let mut watch = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(env.kubeconfig_path())
+        .args(["get", "configmaps", "-w"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>| {
+        let line = rx.try_recv();
+        line.ok()
+    };
+    // The header and the listed object, then wait until kubectl watches.
+    let mut lines = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while lines.len() < 2 || env.faults().open_watches(Some("configmaps")) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "kubectl printed {lines:?}"
+        );
+        match next(&mut rx) {
+            Some(l) => lines.push(l),
+            None => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    api.create(&PostParams::default(), &configmap("b"))
+        .await
+        .unwrap();
+    let line = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    lines.push(line);
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let words: Vec<Vec<&str>> = lines
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(words[0][0], "NAME", "{lines:?}");
+    assert_eq!(words[1][0], "a", "{lines:?}");
+    assert_eq!(words[2][0], "b", "one header only: {lines:?}");
+}

@@ -359,3 +359,35 @@ async fn crds_created_by_server_side_apply_are_served() {
         1
     );
 }
+
+#[tokio::test]
+async fn secret_string_data_is_written_into_data() {
+    use k8s_openapi::api::core::v1::Secret;
+    let env = TestEnv::builder().in_process().start().await.unwrap();
+    let api: Api<Secret> = Api::default_namespaced(env.client());
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "s"},
+        "data": {"kept": "YQ==", "over": "b2xk"},
+        "stringData": {"over": "new", "plain": "text"}
+    }))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &secret).await.unwrap();
+    assert!(created.string_data.is_none(), "stringData is write-only");
+    let data = created.data.unwrap();
+    let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+    assert_eq!(
+        (text("kept"), text("over"), text("plain")),
+        ("a".into(), "new".into(), "text".into())
+    );
+    // Patches merge it too.
+    let patched = api
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"kept": "b"}})),
+        )
+        .await
+        .unwrap();
+    assert!(patched.string_data.is_none());
+    assert_eq!(patched.data.unwrap()["kept"].0, b"b");
+}

@@ -128,3 +128,156 @@ async fn kubectl_get_watch_prints_one_header() {
     assert_eq!(words[1][0], "a", "{lines:?}");
     assert_eq!(words[2][0], "b", "one header only: {lines:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_prints_the_built_in_printers_columns() {
+    if support::kubectl_missing() {
+        return;
+    }
+    let env = TestEnv::start().await.unwrap();
+    let manifests = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cm}
+data: {a: "1", b: "2"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: s}
+type: Opaque
+stringData: {k: v}
+---
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: l}
+spec: {holderIdentity: me}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: r}
+rules: []
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: rb}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: r}
+subjects: [{kind: User, name: alice}]
+"#;
+    let kubeconfig = env.kubeconfig_path();
+    let run = move |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write;
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.unwrap_or_default().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    tokio::task::spawn_blocking(move || {
+        run(&["apply", "-f", "-"], Some(manifests));
+        let header = |kind: &str| -> (Vec<String>, Vec<String>) {
+            let out = run(&["get", kind], None);
+            let mut lines = out.lines().map(|l| {
+                l.split("  ")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<String>>()
+            });
+            (
+                lines.next().unwrap_or_default(),
+                lines.next().unwrap_or_default(),
+            )
+        };
+        let (h, row) = header("configmaps");
+        assert_eq!(h, ["NAME", "DATA", "AGE"]);
+        assert_eq!(row[..2], ["cm".to_owned(), "2".to_owned()]);
+        let (h, row) = header("secrets");
+        assert_eq!(h, ["NAME", "TYPE", "DATA", "AGE"]);
+        assert_eq!(
+            row[..3],
+            ["s".to_owned(), "Opaque".to_owned(), "1".to_owned()]
+        );
+        assert_eq!(header("namespaces").0, ["NAME", "STATUS", "AGE"]);
+        let (h, row) = header("leases");
+        assert_eq!(h, ["NAME", "HOLDER", "AGE"]);
+        assert_eq!(row[..2], ["l".to_owned(), "me".to_owned()]);
+        assert_eq!(header("roles").0, ["NAME", "CREATED AT"]);
+        let (h, row) = header("rolebindings");
+        assert_eq!(h, ["NAME", "ROLE", "AGE"]);
+        assert_eq!(row[..2], ["rb".to_owned(), "Role/r".to_owned()]);
+        let wide = run(&["get", "rolebindings", "-o", "wide"], None);
+        assert!(
+            wide.lines().next().unwrap_or_default().contains("USERS"),
+            "{wide}"
+        );
+        assert!(wide.contains("alice"), "{wide}");
+    })
+    .await
+    .unwrap();
+}
+
+/// The ConfigMap table's columns are what kube-apiserver 1.36 answered in the golden
+/// transcripts (skipped where they are absent).
+#[tokio::test]
+async fn the_configmap_table_matches_the_golden_transcript() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/golden/kube-apiserver-1.36/builtins.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        println!("skipped: {} is absent", path.display());
+        return;
+    };
+    let golden: Value = serde_json::from_str(&text).unwrap();
+    let recorded = golden["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["response"]["body"])
+        .find(|b| b["kind"] == "Table")
+        .unwrap()
+        .clone();
+    let env = TestEnv::builder().in_process().start().await.unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(env.client());
+    api.create(&PostParams::default(), &configmap("cm"))
+        .await
+        .unwrap();
+    let request = http::Request::builder()
+        .uri("/api/v1/namespaces/default/configmaps")
+        .header("Accept", TABLE)
+        .body(kube::client::Body::empty())
+        .unwrap();
+    let resp = env.client().send(request).await.unwrap();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let ours: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(ours["columnDefinitions"], recorded["columnDefinitions"]);
+    assert_eq!(
+        ours["metadata"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        recorded["metadata"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(ours["rows"][0]["cells"], json!(["cm", 2, "0s"]));
+}

@@ -246,6 +246,32 @@ fn parse_body(res: &Resource, headers: &HeaderMap, body: &Bytes) -> Result<Value
     })
 }
 
+/// A Secret's `stringData` written into its `data` (base64, over `data`'s own keys) and
+/// dropped, as the conversion of a v1 Secret to the stored one does: `stringData` is
+/// write-only and never read back.
+fn merge_string_data(secret: &mut Value) {
+    use base64::Engine as _;
+    let Some(string_data) = secret.as_object_mut().and_then(|o| o.remove("stringData")) else {
+        return;
+    };
+    let entries = match string_data {
+        Value::Object(entries) if entries.values().all(Value::is_string) => entries,
+        // Not a map of strings: left for decoding to refuse.
+        Value::Null => return,
+        other => {
+            secret["stringData"] = other;
+            return;
+        }
+    };
+    if !secret["data"].is_object() {
+        secret["data"] = json!({});
+    }
+    for (k, v) in entries {
+        let text = v.as_str().unwrap_or_default();
+        secret["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+}
+
 /// Decoding steps every write of a custom resource goes through: apiVersion to storage,
 /// defaulting, pruning (warnings or a strict error) and validation.
 fn admit(
@@ -260,6 +286,9 @@ fn admit(
         return Err(ApiError::bad_request(
             "the object and its metadata must be JSON objects",
         ));
+    }
+    if target.res.builtin && target.res.group.is_empty() && target.res.plural == "secrets" {
+        merge_string_data(obj);
     }
     let name = obj["metadata"]["name"]
         .as_str()

@@ -7,8 +7,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -372,23 +373,8 @@ async fn kubectl_speaks_h2_and_watches_and_lists_over_it() {
     assert_eq!(counts.http1(), h1, "and nothing else");
 
     // `kubectl get -w`: each object shows as it is created.
-    let mut watch = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["get", "configmaps", "-w", "-o", "name"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let stdout = watch.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut watch, mut rx) =
+        support::kubectl_lines(&kubeconfig, &["get", "configmaps", "-w", "-o", "name"]);
     let api: Api<ConfigMap> = Api::default_namespaced(env.client());
     // Give kubectl the time to list and start watching (an empty list prints nothing).
     let deadline = Instant::now() + WAIT;

@@ -6,41 +6,10 @@
 
 mod support;
 
-use std::process::Command;
-
 use capi_testkit::env::TestEnv;
 
 fn kubectl(env: &TestEnv, args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    let mut cmd = Command::new("kubectl");
-    cmd.arg("--kubeconfig")
-        .arg(env.kubeconfig_path())
-        .args(args);
-    let out = if let Some(input) = stdin {
-        use std::io::Write;
-        let mut child = cmd
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    } else {
-        cmd.output().unwrap()
-    };
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    support::kubectl(&env.kubeconfig_path(), args, stdin)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

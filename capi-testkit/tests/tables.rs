@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use capi_testkit::env::TestEnv;
@@ -76,23 +74,8 @@ async fn kubectl_get_watch_prints_one_header() {
     api.create(&PostParams::default(), &configmap("a"))
         .await
         .unwrap();
-    let mut watch = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(env.kubeconfig_path())
-        .args(["get", "configmaps", "-w"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let stdout = watch.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut watch, mut rx) =
+        support::kubectl_lines(&env.kubeconfig_path(), &["get", "configmaps", "-w"]);
     let next = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>| {
         let line = rx.try_recv();
         line.ok()
@@ -165,30 +148,9 @@ subjects: [{kind: User, name: alice}]
 "#;
     let kubeconfig = env.kubeconfig_path();
     let run = move |args: &[&str], stdin: Option<&str>| {
-        use std::io::Write;
-        let mut child = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.unwrap_or_default().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
+        let (ok, out) = support::kubectl(&kubeconfig, args, stdin);
+        assert!(ok, "{out}");
+        out
     };
     tokio::task::spawn_blocking(move || {
         run(&["apply", "-f", "-"], Some(manifests));

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -20,45 +22,6 @@ const SA_NAME: &str = "system:serviceaccount:default:p";
 
 fn sa() -> Identity {
     Identity::service_account("default", "p")
-}
-
-fn have_kubectl() -> bool {
-    let ok = Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok();
-    if !ok {
-        println!("skipped: kubectl is not installed");
-    }
-    ok
-}
-
-fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(s) = stdin {
-        input.write_all(s.as_bytes()).unwrap();
-    }
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 /// A Role letting the ServiceAccount default/p get and list ConfigMaps in `default`.
@@ -96,9 +59,9 @@ fn refused() -> String {
 /// What a ServiceAccount's kubectl sees: its token authenticates it, the Role allows
 /// ConfigMaps, Secrets are refused with upstream's message.
 fn check_service_account_kubectl(admin: &Path, sa: &Path) {
-    let (ok, out) = kubectl(admin, &["apply", "-f", "-"], Some(GRANT));
+    let (ok, out) = support::kubectl(admin, &["apply", "-f", "-"], Some(GRANT));
     assert!(ok, "{out}");
-    let (ok, out) = kubectl(
+    let (ok, out) = support::kubectl(
         sa,
         &[
             "auth",
@@ -109,13 +72,13 @@ fn check_service_account_kubectl(admin: &Path, sa: &Path) {
         None,
     );
     assert!(ok && out.trim() == SA_NAME, "{out}");
-    let (ok, out) = kubectl(sa, &["get", "configmaps"], None);
+    let (ok, out) = support::kubectl(sa, &["get", "configmaps"], None);
     assert!(ok, "{out}");
-    let (ok, out) = kubectl(sa, &["get", "secrets"], None);
+    let (ok, out) = support::kubectl(sa, &["get", "secrets"], None);
     assert!(!ok && out.contains(&refused()), "{out}");
-    let (ok, out) = kubectl(sa, &["auth", "can-i", "list", "secrets"], None);
+    let (ok, out) = support::kubectl(sa, &["auth", "can-i", "list", "secrets"], None);
     assert!(!ok && out.trim() == "no", "{out}");
-    let (ok, out) = kubectl(admin, &["get", "secrets", "-A"], None);
+    let (ok, out) = support::kubectl(admin, &["get", "secrets", "-A"], None);
     assert!(ok, "{out}");
 }
 
@@ -371,7 +334,7 @@ async fn identities_and_restarts_keep_working_over_https() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_sends_a_service_accounts_token_over_https_and_gets_403_for_the_rest() {
-    if !have_kubectl() {
+    if support::kubectl_missing() {
         return;
     }
     let env = TestEnv::builder().enforce_rbac(true).start().await.unwrap();
@@ -387,11 +350,11 @@ async fn kubectl_sends_a_service_accounts_token_over_https_and_gets_403_for_the_
         check_service_account_kubectl(&admin, &sa_kubeconfig);
         // Go's verifier accepts the certificate for localhost too.
         let server = format!("--server=https://localhost:{port}");
-        let (ok, out) = kubectl(&sa_kubeconfig, &[&server, "get", "configmaps"], None);
+        let (ok, out) = support::kubectl(&sa_kubeconfig, &[&server, "get", "configmaps"], None);
         assert!(ok, "{out}");
         // Trusting another CA, kubectl refuses the server.
         let ca = format!("--certificate-authority={}", other_ca.display());
-        let (ok, out) = kubectl(&sa_kubeconfig, &[&ca, "get", "configmaps"], None);
+        let (ok, out) = support::kubectl(&sa_kubeconfig, &[&ca, "get", "configmaps"], None);
         assert!(
             !ok && out.contains("certificate signed by unknown authority"),
             "{out}"
@@ -451,7 +414,7 @@ fn serve(bin: &Path, args: &[&str], wait_for: &[&Path]) -> Child {
 #[test]
 fn serve_with_rbac_writes_service_account_kubeconfigs_kubectl_uses_over_https() {
     let Some(bin) = binary() else { return };
-    if !have_kubectl() {
+    if support::kubectl_missing() {
         return;
     }
     let dir = std::env::temp_dir().join(format!("capi-testkit-tls-{}", std::process::id()));
@@ -519,7 +482,7 @@ fn serve_on_every_address_with_tls_sans_is_verified_by_kubectl_for_each_name() {
         assert!(!out.status.success(), "{args:?}: {out:?}");
         assert!(!out.stderr.is_empty(), "{args:?}");
     }
-    if !have_kubectl() {
+    if support::kubectl_missing() {
         return;
     }
     let dir = std::env::temp_dir().join(format!("capi-testkit-tls-san-{}", std::process::id()));
@@ -548,12 +511,12 @@ fn serve_on_every_address_with_tls_sans_is_verified_by_kubectl_for_each_name() {
         .to_owned();
     assert!(server.starts_with("https://127.0.0.1:"), "{text}");
     let port = server.rsplit(':').next().unwrap();
-    let (ok, out) = kubectl(&kubeconfig, &["get", "namespaces"], None);
+    let (ok, out) = support::kubectl(&kubeconfig, &["get", "namespaces"], None);
     assert!(ok && out.contains("kube-system"), "{out}");
     let by_ip = format!("--server=https://127.0.0.3:{port}");
-    let (ok, out) = kubectl(&kubeconfig, &[&by_ip, "get", "namespaces"], None);
+    let (ok, out) = support::kubectl(&kubeconfig, &[&by_ip, "get", "namespaces"], None);
     assert!(ok && out.contains("kube-system"), "{out}");
-    let (ok, out) = kubectl(
+    let (ok, out) = support::kubectl(
         &kubeconfig,
         &[
             "--tls-server-name=api.capi-testkit.test",
@@ -563,7 +526,7 @@ fn serve_on_every_address_with_tls_sans_is_verified_by_kubectl_for_each_name() {
         None,
     );
     assert!(ok && out.contains("kube-system"), "{out}");
-    let (ok, out) = kubectl(
+    let (ok, out) = support::kubectl(
         &kubeconfig,
         &[
             "--tls-server-name=other.capi-testkit.test",
@@ -577,7 +540,7 @@ fn serve_on_every_address_with_tls_sans_is_verified_by_kubectl_for_each_name() {
         "{out}"
     );
     let not_named = format!("--server=https://127.0.0.4:{port}");
-    let (ok, out) = kubectl(&kubeconfig, &[&not_named, "get", "namespaces"], None);
+    let (ok, out) = support::kubectl(&kubeconfig, &[&not_named, "get", "namespaces"], None);
     assert!(!ok && out.contains("127.0.0.4"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -759,6 +759,18 @@ mod tests {
         (code, headers, rest)
     }
 
+    /// A server on a free loopback port: its address, and the task to abort.
+    async fn serving() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+        let server = super::super::super::Server::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        (addr, server.serve(listener))
+    }
+
     /// The frames of a protobuf watch body, as `(type, object)`.
     fn frames(mut body: &[u8]) -> Vec<(String, Value)> {
         let mut out = Vec::new();
@@ -790,14 +802,7 @@ mod tests {
 
     #[tokio::test]
     async fn over_http_built_ins_answer_protobuf_custom_resources_json_or_406() {
-        let server = super::super::super::Server::new();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| unreachable!("{e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| unreachable!("{e}"));
-        let handle = server.serve(listener);
+        let (addr, handle) = serving().await;
         let cms = "/api/v1/namespaces/default/configmaps";
 
         // A create answered in protobuf, decoding to what a JSON get returns.
@@ -1037,14 +1042,7 @@ mod tests {
 
     #[tokio::test]
     async fn yaml_answers_are_the_json_with_keys_sorted_as_go_yaml_sorts_them() {
-        let server = super::super::super::Server::new();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| unreachable!("{e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| unreachable!("{e}"));
-        let handle = server.serve(listener);
+        let (addr, handle) = serving().await;
         let cms = "/api/v1/namespaces/default/configmaps";
         let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"z":"1","b":"true","a10":"x","a9":"y"}}"#;
         let (code, h, body) = exchange(addr, "POST", cms, "application/yaml", cm).await;

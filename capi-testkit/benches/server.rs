@@ -1046,6 +1046,37 @@ enum WatchTransport {
 /// kube-apiserver's HTTP/2 `MaxConcurrentStreams`.
 const H2_STREAMS: usize = 100;
 
+/// What the watches sharing one reader saw: per watch, each event's resourceVersion and when it
+/// came; and how many watches still wait for their `want` events.
+struct Arrivals {
+    seen: Vec<Vec<(u64, Instant)>>,
+    want: usize,
+    open: usize,
+}
+
+impl Arrivals {
+    fn new(watches: usize, want: usize) -> Self {
+        Self {
+            seen: (0..watches).map(|_| Vec::with_capacity(want)).collect(),
+            want,
+            open: watches,
+        }
+    }
+
+    /// Records the events `rvs` watch `i` got `at`.
+    fn record(&mut self, i: usize, rvs: impl IntoIterator<Item = u64>, at: Instant) {
+        let before = self.seen[i].len();
+        self.seen[i].extend(rvs.into_iter().map(|rv| (rv, at)));
+        if before < self.want && self.seen[i].len() >= self.want {
+            self.open -= 1;
+        }
+    }
+
+    fn waiting(&self) -> bool {
+        self.open > 0
+    }
+}
+
 /// Reads the watches of one HTTP/2 connection until each has `want` events, its body ended,
 /// or `deadline`: per watch, the resourceVersion of each event and when the frame that
 /// completed its line came. hyper's client: DATA frames reach the bodies through its
@@ -1056,18 +1087,15 @@ async fn h2_events(
     mut deadline: std::pin::Pin<&mut tokio::time::Sleep>,
 ) -> Vec<Vec<(u64, Instant)>> {
     use futures::StreamExt;
-    let mut seen: Vec<Vec<(u64, Instant)>> = (0..bodies.len())
-        .map(|_| Vec::with_capacity(want))
-        .collect();
+    let mut arrivals = Arrivals::new(bodies.len(), want);
     let mut lines: Vec<Vec<u8>> = vec![Vec::new(); bodies.len()];
-    let mut open = bodies.len();
     let mut frames = futures::stream::select_all(
         bodies
             .into_iter()
             .enumerate()
             .map(|(i, b)| http_body_util::BodyStream::new(b).map(move |f| (i, f))),
     );
-    while open > 0 {
+    while arrivals.waiting() {
         let next = tokio::select! {
             biased;
             f = frames.next() => f,
@@ -1076,18 +1104,12 @@ async fn h2_events(
         let Some((i, Ok(frame))) = next else { break };
         let now = Instant::now();
         if let Ok(data) = frame.into_data() {
-            let before = seen[i].len();
-            split_lines(&data, &mut lines[i], |l| {
-                if let Some(rv) = event_rv(l) {
-                    seen[i].push((rv, now));
-                }
-            });
-            if before < want && seen[i].len() >= want {
-                open -= 1;
-            }
+            let mut rvs = Vec::new();
+            split_lines(&data, &mut lines[i], |l| rvs.extend(event_rv(l)));
+            arrivals.record(i, rvs, now);
         }
     }
-    seen
+    arrivals.seen
 }
 
 async fn bench_watch(rows: &mut Vec<Row>, etcd: Option<&Etcd>, transport: WatchTransport) {
@@ -1245,8 +1267,7 @@ async fn bench_watch(rows: &mut Vec<Row>, etcd: Option<&Etcd>, transport: WatchT
                     );
                 }
                 ready.wait().await;
-                let mut seen: Vec<Vec<(u64, Instant)>> =
-                    (0..streams).map(|_| Vec::with_capacity(writes)).collect();
+                let mut arrivals = Arrivals::new(streams, writes);
                 let mut messages =
                     futures::stream::select_all(watches.into_iter().enumerate().map(|(i, w)| {
                         futures::stream::unfold(w, |mut w| async move {
@@ -1256,27 +1277,19 @@ async fn bench_watch(rows: &mut Vec<Row>, etcd: Option<&Etcd>, transport: WatchT
                         .map(move |m| (i, m))
                         .boxed()
                     }));
-                let mut open = streams;
-                while open > 0 {
+                while arrivals.waiting() {
                     let Ok(Some((i, Ok(Some(resp))))) =
                         tokio::time::timeout(Duration::from_secs(10), messages.next()).await
                     else {
                         break;
                     };
                     let now = Instant::now();
-                    let before = seen[i].len();
-                    for e in resp.events {
-                        if let Some(kv) = e.kv {
-                            seen[i].push((kv.mod_revision as u64, now));
-                        }
-                    }
-                    if before < writes && seen[i].len() >= writes {
-                        open -= 1;
-                    }
+                    let rvs = resp.events.into_iter().filter_map(|e| e.kv);
+                    arrivals.record(i, rvs.map(|kv| kv.mod_revision as u64), now);
                 }
                 drop(messages);
                 drop(c);
-                seen
+                arrivals.seen
             }));
         }
         ready.wait().await;

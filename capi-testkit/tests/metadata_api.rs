@@ -43,7 +43,7 @@ async fn metadata_calls_get_partial_object_metadata() {
     assert!(list.metadata.resource_version.is_some());
 
     // On the wire: nothing but the metadata.
-    let (code, body) = raw(
+    let (code, body) = support::get(
         &env,
         "/api/v1/namespaces/default/configmaps/a",
         "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
@@ -55,7 +55,7 @@ async fn metadata_calls_get_partial_object_metadata() {
         ["kind", "apiVersion", "metadata"]
     );
     // An empty list's items are null, as Go encodes them; kube-rs reads that as none.
-    let (code, body) = raw(
+    let (code, body) = support::get(
         &env,
         "/api/v1/namespaces/kube-system/configmaps",
         "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
@@ -71,7 +71,7 @@ async fn metadata_calls_get_partial_object_metadata() {
         .unwrap();
     assert!(none.items.is_empty());
     // The list form of one object is refused.
-    let (code, body) = raw(
+    let (code, body) = support::get(
         &env,
         "/api/v1/namespaces/default/configmaps/a",
         "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
@@ -126,17 +126,4 @@ async fn a_metadata_watcher_reflects_the_objects() {
         .await;
     names.sort();
     assert_eq!(names, ["a", "b"]);
-}
-
-async fn raw(env: &TestEnv, path: &str, accept: &str) -> (u16, Value) {
-    use http_body_util::BodyExt;
-    let request = http::Request::builder()
-        .uri(path)
-        .header("Accept", accept)
-        .body(kube::client::Body::empty())
-        .unwrap();
-    let resp = env.client().send(request).await.unwrap();
-    let code = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }

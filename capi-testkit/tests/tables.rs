@@ -220,14 +220,7 @@ async fn the_configmap_table_matches_the_golden_transcript() {
     api.create(&PostParams::default(), &configmap("cm"))
         .await
         .unwrap();
-    let request = http::Request::builder()
-        .uri("/api/v1/namespaces/default/configmaps")
-        .header("Accept", TABLE)
-        .body(kube::client::Body::empty())
-        .unwrap();
-    let resp = env.client().send(request).await.unwrap();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let ours: Value = serde_json::from_slice(&bytes).unwrap();
+    let (_, ours) = support::get(&env, "/api/v1/namespaces/default/configmaps", TABLE).await;
     assert_eq!(ours["columnDefinitions"], recorded["columnDefinitions"]);
     assert_eq!(
         ours["metadata"]

@@ -337,11 +337,8 @@ fn admit(
     let invalid = |causes: &[(String, &str, String)]| {
         ApiError::invalid(&target.res.kind, &target.res.group, &name, causes)
     };
-    let as_causes = |errors: &[crate::schema::FieldError]| -> Vec<(String, &str, String)> {
-        errors
-            .iter()
-            .map(|e| (e.field.clone(), e.kind.reason(), e.message()))
-            .collect()
+    let invalid_fields = |errors: &[crate::schema::FieldError]| {
+        ApiError::from_field_errors(&target.res.kind, &target.res.group, &name, errors)
     };
     let schema = target
         .res
@@ -351,7 +348,7 @@ fn admit(
         Some(causes) if !causes.is_empty() => return Err(invalid(&causes)),
         Some(_) => {}
         None if schema.is_none() && !meta_errors.is_empty() => {
-            return Err(invalid(&as_causes(&meta_errors)));
+            return Err(invalid_fields(&meta_errors));
         }
         None => {}
     }
@@ -388,7 +385,7 @@ fn admit(
         }
         let errors = schema.validate_write_after(meta_errors, obj, ctx);
         if !errors.is_empty() {
-            return Err(invalid(&as_causes(&errors)));
+            return Err(invalid_fields(&errors));
         }
     }
     if !target.res.builtin && target.subresource.is_none() {

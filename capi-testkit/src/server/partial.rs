@@ -22,6 +22,8 @@ pub(crate) struct Partial {
     pub list: bool,
     /// `meta.k8s.io/v1` or `meta.k8s.io/v1beta1`.
     pub api_version: &'static str,
+    /// The objects are custom resources (unstructured, as the 406 names them).
+    pub custom: bool,
 }
 
 impl Partial {
@@ -37,7 +39,11 @@ impl Partial {
             "v1beta1" => "meta.k8s.io/v1beta1",
             _ => return None,
         };
-        Some(Self { list, api_version })
+        Some(Self {
+            list,
+            api_version,
+            custom: false,
+        })
     }
 
     /// One object's metadata as a `PartialObjectMetadata`.
@@ -74,11 +80,11 @@ impl Partial {
             (false, false) => Ok(self.object(&body)),
             (true, false) => Err(not_acceptable(format!(
                 "you requested PartialObjectMetadata, but the requested object is a list ({})",
-                go_type(&body)
+                go_type(&body, self.custom)
             ))),
             (false, true) => Err(not_acceptable(format!(
                 "you requested PartialObjectMetadataList, but the requested object is not a list ({})",
-                go_type(&body)
+                go_type(&body, self.custom)
             ))),
         }
     }
@@ -118,17 +124,17 @@ impl Partial {
 }
 
 /// The Go type kube-apiserver names in its 406: custom resources are unstructured, built-in
-/// kinds their internal type.
-fn go_type(body: &Value) -> String {
-    let api_version = body["apiVersion"].as_str().unwrap_or_default();
+/// kinds their internal type (events.k8s.io's Events are core's).
+fn go_type(body: &Value, custom: bool) -> String {
     let kind = body["kind"].as_str().unwrap_or_default();
-    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-    if group.contains('.') && !group.ends_with(".k8s.io") {
+    if custom {
         let list = if kind.ends_with("List") { "List" } else { "" };
         return format!("*unstructured.Unstructured{list}");
     }
+    let api_version = body["apiVersion"].as_str().unwrap_or_default();
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     let package = match group.split('.').next() {
-        None | Some("") => "core",
+        None | Some("" | "events") => "core",
         Some(g) => g,
     };
     format!("*{package}.{kind}")
@@ -150,6 +156,7 @@ mod tests {
     const V1: Partial = Partial {
         list: false,
         api_version: "meta.k8s.io/v1",
+        custom: false,
     };
 
     #[test]
@@ -174,7 +181,11 @@ mod tests {
         );
         let widget =
             json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}});
-        let err = as_list.convert(widget).unwrap_err();
+        let custom = Partial {
+            custom: true,
+            ..as_list
+        };
+        let err = custom.convert(widget).unwrap_err();
         assert_eq!((err.code, err.reason), (406, "NotAcceptable"));
         assert_eq!(
             err.message,

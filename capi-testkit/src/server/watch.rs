@@ -199,11 +199,7 @@ pub(crate) async fn serve(
         if send_initial == Some(true) && bookmarks {
             first.push(bookmark(&target, rv, true));
         }
-    } else if start_rv.is_none() {
-        // sendInitialEvents=false from "" or "0": from now on, nothing of the past.
-        last_rv = app.store.lock().rv;
-    } else {
-        let from = start_rv.unwrap_or(0);
+    } else if let Some(from) = start_rv {
         match app.store.history_after(from) {
             Err(oldest) => {
                 first.push(expired(from, oldest));
@@ -228,6 +224,9 @@ pub(crate) async fn serve(
                 }
             }
         }
+    } else {
+        // sendInitialEvents=false from "" or "0": from now on, nothing of the past.
+        last_rv = app.store.lock().rv;
     }
 
     // The connection polls the watch itself (no task and channel per watcher between them, no

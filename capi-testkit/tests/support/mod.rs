@@ -32,6 +32,23 @@ pub async fn send(
     )
 }
 
+/// GETs `path` asking for `accept` and returns the status code and the JSON body
+/// (`Value::Null` when the body is not JSON).
+pub async fn get(env: &TestEnv, path: &str, accept: &str) -> (u16, Value) {
+    let request = http::Request::builder()
+        .uri(path)
+        .header("Accept", accept)
+        .body(kube::client::Body::empty())
+        .unwrap();
+    let resp = env.client().send(request).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
 /// Whether kubectl is missing; says so, for the test that then skips.
 pub fn kubectl_missing() -> bool {
     let missing = std::process::Command::new("kubectl")

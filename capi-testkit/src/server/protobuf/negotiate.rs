@@ -275,27 +275,31 @@ impl Negotiation {
             && matches!(params.get("watch").map(String::as_str), Some("true" | "1"));
         // Nothing acceptable for an error: JSON.
         let errors = negotiate(&clauses, Endpoint::Errors, empty).unwrap_or(Media::Json);
-        let chosen = negotiate_clause(&clauses, Endpoint::Resource { protobuf: true }, empty);
-        let mut partial = chosen.and_then(|(_, p)| p);
-        let mut objects = chosen.map(|(m, _)| m);
-        if matches!(objects, None | Some(Media::Protobuf)) {
+        let mut chosen = negotiate_clause(&clauses, Endpoint::Resource { protobuf: true }, empty);
+        if matches!(chosen, None | Some((Media::Protobuf, _))) {
             let builtin = app
                 .store
                 .lock()
                 .registry
                 .get(group, plural)
                 .map(|r| r.builtin);
-            objects = match builtin {
-                Some(true) => objects,
+            chosen = match builtin {
+                Some(true) => chosen,
                 Some(false) => {
-                    let chosen =
-                        negotiate_clause(&clauses, Endpoint::Resource { protobuf: false }, empty);
-                    partial = chosen.and_then(|(_, p)| p);
-                    chosen.map(|(m, _)| m)
+                    negotiate_clause(&clauses, Endpoint::Resource { protobuf: false }, empty)
                 }
                 // No such resource: the handler's 404 is an error, negotiated as one.
-                None => Some(Media::Json),
+                None => Some((Media::Json, None)),
             };
+        }
+        let (objects, mut partial) = (chosen.map(|(m, _)| m), chosen.and_then(|(_, p)| p));
+        if let Some(p) = &mut partial {
+            p.custom = app
+                .store
+                .lock()
+                .registry
+                .get(group, plural)
+                .is_some_and(|r| !r.builtin);
         }
         let refusal = match objects {
             None => Some(not_acceptable(
@@ -346,54 +350,49 @@ impl Negotiation {
             );
             return Response::from_parts(parts, Body::new(WatchFrames::new(body)));
         }
-        let (mut parts, body) = resp.into_parts();
-        let bytes = match axum::body::to_bytes(body, usize::MAX).await {
-            Ok(b) => b,
-            Err(e) => {
-                return ApiError::internal(format!("reading the answer: {e}")).into_response();
-            }
-        };
-        let encoded = serde_json::from_slice::<Value>(&bytes)
-            .map_err(|e| encode::EncodeError::NotJson(e.to_string()))
-            .and_then(|v| encode::object(&v));
-        match encoded {
-            Ok(pb) => {
-                parts
-                    .headers
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROTOBUF));
-                parts.headers.remove(header::CONTENT_LENGTH);
-                Response::from_parts(parts, Body::from(pb))
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "answered JSON: no protobuf encoding");
-                Response::from_parts(parts, Body::from(bytes))
-            }
-        }
+        reencoded(resp, PROTOBUF, |v| {
+            encode::object(v).map_err(|e| format!("no protobuf encoding: {e}"))
+        })
+        .await
     }
 }
 
 /// A JSON answer in YAML, as apimachinery's YAML serializer writes it (`sigs.k8s.io/yaml`'s
 /// `JSONToYAML`: the JSON's maps with their keys sorted as go-yaml sorts them).
 async fn yaml_answer(resp: Response) -> Response {
+    reencoded(resp, "application/yaml", |v| {
+        serde_saphyr::to_string(&go_yaml_order(v.clone()))
+            .map(String::into_bytes)
+            .map_err(|e| e.to_string())
+    })
+    .await
+}
+
+/// A JSON answer in another encoding (`content_type`, by `encode`), or as it was, JSON, when
+/// it is not a JSON document or has no such encoding.
+async fn reencoded(
+    resp: Response,
+    content_type: &'static str,
+    encode: impl FnOnce(&Value) -> Result<Vec<u8>, String>,
+) -> Response {
     let (mut parts, body) = resp.into_parts();
     let bytes = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(b) => b,
         Err(e) => return ApiError::internal(format!("reading the answer: {e}")).into_response(),
     };
-    let yaml = serde_json::from_slice::<Value>(&bytes)
-        .map_err(|e| e.to_string())
-        .and_then(|v| serde_saphyr::to_string(&go_yaml_order(v)).map_err(|e| e.to_string()));
-    match yaml {
-        Ok(text) => {
-            parts.headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/yaml"),
-            );
+    let encoded = serde_json::from_slice::<Value>(&bytes)
+        .map_err(|e| format!("not JSON: {e}"))
+        .and_then(|v| encode(&v));
+    match encoded {
+        Ok(out) => {
+            parts
+                .headers
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             parts.headers.remove(header::CONTENT_LENGTH);
-            Response::from_parts(parts, Body::from(text))
+            Response::from_parts(parts, Body::from(out))
         }
         Err(e) => {
-            tracing::debug!(error = %e, "answered JSON: not a JSON document");
+            tracing::debug!(error = %e, "answered JSON");
             Response::from_parts(parts, Body::from(bytes))
         }
     }

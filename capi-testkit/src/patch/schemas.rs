@@ -228,6 +228,14 @@ impl FieldSchema for BuiltinSchema {
         }
     }
 
+    fn map_is_atomic(&self, path: &[&str]) -> bool {
+        // `ObjectReference` is `+structType=atomic`: an Event's reference is owned whole.
+        matches!(
+            (self.kind.as_str(), path),
+            ("Event", ["involvedObject" | "regarding" | "related"])
+        )
+    }
+
     fn strategic_list(&self, path: &[&str]) -> ListSemantics {
         match (self.kind.as_str(), path) {
             // No patchStrategy on CRD conditions: replaced by strategic merge patches.

@@ -37,6 +37,7 @@ pub use meta::{
     dedup_owner_references, finalizer_warnings, validate_kube_finalizer_names,
     validate_object_meta, validate_object_meta_update,
 };
+pub(crate) use names::qualified_name;
 pub use names::{dns1035_label, dns1123_subdomain};
 use node::Node;
 

@@ -121,25 +121,38 @@ fn invalid(field: impl Into<String>, value: &str, detail: &str) -> Cause {
 
 /// The ObjectMeta errors `meta` of a write, merged with what the kind's strategy checks besides
 /// (as its `Validate`/`ValidateUpdate` aggregate them): for CustomResourceDefinitions the whole
-/// of [`validate_crd`]. `None` for other kinds (their schema, if any, is checked afterwards).
+/// of [`validate_crd`], for Events [`super::events::validate`] (`old` is the stored Event,
+/// `namespace` the request's; an Event that does not decode is a 400). `None` for other kinds
+/// (their schema, if any, is checked afterwards).
 pub(crate) fn validate(
     res: &Resource,
+    namespace: &str,
     obj: &Value,
     old: Option<&Value>,
     meta: &[FieldError],
-) -> Option<Vec<Cause>> {
-    is(res, "apiextensions.k8s.io", "customresourcedefinitions").then(|| {
+) -> Result<Option<Vec<Cause>>, ApiError> {
+    if super::events::is_event(res) {
+        let mut event = super::events::to_storage(res, obj.clone())?;
+        // Set from the request before the strategy runs, as `rest.BeforeCreate` sets it.
+        event["metadata"]["namespace"] = json!(namespace);
         let mut causes: Vec<Cause> = meta.iter().map(cause).collect();
-        let (name_errors, rest) = validate_crd(obj, old);
-        // The CRD's name rule runs with ObjectMeta's own name checks.
-        let at = causes
-            .iter()
-            .rposition(|c| c.0 == "metadata.name" || c.0 == "metadata.generateName")
-            .map_or(0, |i| i + 1);
-        causes.splice(at..at, name_errors);
-        causes.extend(rest);
-        causes
-    })
+        causes.extend(super::events::validate(res, &event, old));
+        return Ok(Some(causes));
+    }
+    Ok(
+        is(res, "apiextensions.k8s.io", "customresourcedefinitions").then(|| {
+            let mut causes: Vec<Cause> = meta.iter().map(cause).collect();
+            let (name_errors, rest) = validate_crd(obj, old);
+            // The CRD's name rule runs with ObjectMeta's own name checks.
+            let at = causes
+                .iter()
+                .rposition(|c| c.0 == "metadata.name" || c.0 == "metadata.generateName")
+                .map_or(0, |i| i + 1);
+            causes.splice(at..at, name_errors);
+            causes.extend(rest);
+            causes
+        }),
+    )
 }
 
 /// Whether the stored CRD has the condition `Established=True`.

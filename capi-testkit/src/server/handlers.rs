@@ -1,5 +1,6 @@
 //! Request handling: URL layout, verbs, bodies, versions, subresources and response shapes.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use super::errors::{ApiError, success_status};
 use super::resources::Resource;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{DeleteOptions, Deletion};
-use super::{App, discovery, options, table, watch};
+use super::{App, discovery, events, options, table, watch};
 use crate::patch::{self, FieldManager, PatchType, WriteScope};
 
 /// A parsed resource URL.
@@ -220,11 +221,35 @@ fn parse_target(app: &App, segs: &[&str]) -> Result<Target, ApiError> {
     })
 }
 
-/// The object as the client asked for it: `apiVersion` of the requested version.
+/// A stored object as the client asked for it: in the requested version (and, for a resource
+/// that is a view of another's storage, converted to its form).
 pub(crate) fn output(res: &Resource, version: &str, mut obj: Value) -> Value {
+    if events::is_event(res) {
+        return events::from_storage(res, obj);
+    }
     obj["apiVersion"] = json!(res.api_version(version));
     obj["kind"] = json!(res.kind);
     obj
+}
+
+/// [`output`] of a stored object only read: borrowed when it is already in the form asked for.
+fn viewed<'a>(res: &Resource, version: &str, obj: &'a Value) -> Cow<'a, Value> {
+    if !events::is_events_v1(res) && obj["apiVersion"] == res.api_version(version).as_str() {
+        return Cow::Borrowed(obj);
+    }
+    Cow::Owned(output(res, version, obj.clone()))
+}
+
+/// An admitted object (in the version it was written in) as the store keeps it: in the storage
+/// version, Events in their core form. Its managedFields were recorded before, in the version
+/// of the write, as upstream records them.
+fn to_storage(res: &Resource, mut obj: Value) -> Result<Value, ApiError> {
+    if events::is_event(res) {
+        return events::to_storage(res, obj);
+    }
+    obj["apiVersion"] = json!(res.api_version(res.storage_version()));
+    obj["kind"] = json!(res.kind);
+    Ok(obj)
 }
 
 fn parse_body(res: &Resource, headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
@@ -272,7 +297,7 @@ fn merge_string_data(secret: &mut Value) {
     }
 }
 
-/// Decoding steps every write of a custom resource goes through: apiVersion to storage,
+/// Decoding steps every write of a custom resource goes through: apiVersion checked,
 /// defaulting, pruning (warnings or a strict error) and validation.
 fn admit(
     _app: &App,
@@ -331,7 +356,13 @@ fn admit(
         ));
     }
     let kind_causes = match target.subresource {
-        None => super::builtins::validate(&target.res, obj, old, &meta_errors),
+        None => super::builtins::validate(
+            &target.res,
+            target.namespace.as_deref().unwrap_or_default(),
+            obj,
+            old,
+            &meta_errors,
+        )?,
         Some(_) => None,
     };
     let invalid = |causes: &[(String, &str, String)]| {
@@ -394,7 +425,7 @@ fn admit(
             old.map(|o| &o["metadata"]),
         ));
     }
-    obj["apiVersion"] = json!(target.res.api_version(target.res.storage_version()));
+    obj["apiVersion"] = json!(target.res.api_version(&target.version));
     obj["kind"] = json!(target.res.kind);
     Ok(())
 }
@@ -504,6 +535,7 @@ fn create(
     let mut manager = field_manager(params, headers);
     manager.scope = write_scope(target, None);
     patch::record_update(None, &mut obj, &manager, &*field_schema(target));
+    let obj = to_storage(&target.res, obj)?;
     let (created, stored) = app.store.create_encoded(
         &target.res,
         target.namespace.as_deref().unwrap_or(""),
@@ -653,8 +685,9 @@ fn update(
                 return Err(ApiError::conflict(&res.plural, &res.group, name));
             }
             let mut new = obj;
-            patch::record_update(Some(old), &mut new, &manager, &*schema);
-            Ok(new)
+            let current = viewed(&res, &target.version, old);
+            patch::record_update(Some(&current), &mut new, &manager, &*schema);
+            to_storage(&res, new)
         })?;
     super::builtins::after_update(app, &target.res, &updated);
     Ok(json_response(
@@ -748,6 +781,7 @@ fn patch(
         warnings.extend(crate::schema::dedup_owner_references(&mut obj, true));
         admit(app, target, &mut obj, params, &mut warnings, None)?;
         super::builtins::on_create(&target.res, &mut obj);
+        let obj = to_storage(&target.res, obj)?;
         let created = app.store.create(&target.res, &ns, obj, dry_run)?;
         let created = after_create(app, target, created, dry_run)?;
         return Ok(json_response(
@@ -783,7 +817,7 @@ fn patch(
             if kind != PatchType::Apply {
                 patch::record_update(Some(&current), &mut new, &manager, &*schema);
             }
-            Ok(new)
+            to_storage(&res, new)
         })?;
     warnings.extend(admit_warnings);
     super::builtins::after_update(app, &target.res, &updated);

@@ -31,6 +31,7 @@ mod coalesce;
 mod connections;
 mod discovery;
 pub mod errors;
+mod events;
 pub mod faults;
 mod gc;
 mod handlers;

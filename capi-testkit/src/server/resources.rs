@@ -80,6 +80,10 @@ pub struct Resource {
     pub builtin: bool,
     /// Whether updates without resourceVersion are allowed (built-ins).
     pub unconditional_update: bool,
+    /// The `(group, plural)` of the resource whose objects these are, read through another API
+    /// (events.k8s.io Events are core Events, as kube-apiserver stores them); `None` for a
+    /// resource with storage of its own.
+    pub stored_as: Option<(String, String)>,
 }
 
 impl Resource {
@@ -106,8 +110,23 @@ impl Resource {
         }
     }
 
-    /// Field selectors this resource supports.
-    pub fn field_selectors(&self) -> Vec<&'static str> {
+    /// The `(group, plural)` its objects are stored under.
+    pub fn storage_key(&self) -> (String, String) {
+        self.stored_as
+            .clone()
+            .unwrap_or_else(|| (self.group.clone(), self.plural.clone()))
+    }
+
+    /// Field selectors this resource supports: each label as a client writes it, with the label
+    /// of the stored object it reads (they differ where the resource is a view of another's
+    /// storage).
+    pub fn field_selectors(&self) -> Vec<(&'static str, &'static str)> {
+        if self.builtin && self.plural == "events" {
+            return match self.group.as_str() {
+                "events.k8s.io" => super::events::EVENTS_V1_FIELD_LABELS.to_vec(),
+                _ => super::events::CORE_FIELD_LABELS.map(|l| (l, l)).to_vec(),
+            };
+        }
         let mut f = vec!["metadata.name"];
         if self.namespaced {
             f.push("metadata.namespace");
@@ -115,30 +134,9 @@ impl Resource {
         match (self.group.as_str(), self.plural.as_str()) {
             ("", "secrets") => f.push("type"),
             ("", "namespaces") => f.push("status.phase"),
-            ("", "events") => f.extend([
-                "involvedObject.kind",
-                "involvedObject.namespace",
-                "involvedObject.name",
-                "involvedObject.uid",
-                "involvedObject.apiVersion",
-                "involvedObject.resourceVersion",
-                "involvedObject.fieldPath",
-                "reason",
-                "type",
-                "source",
-            ]),
-            ("events.k8s.io", "events") => f.extend([
-                "regarding.kind",
-                "regarding.namespace",
-                "regarding.name",
-                "regarding.uid",
-                "reason",
-                "type",
-                "reportingController",
-            ]),
             _ => {}
         }
-        f
+        f.into_iter().map(|l| (l, l)).collect()
     }
 }
 
@@ -172,6 +170,7 @@ fn builtin(
         }],
         builtin: true,
         unconditional_update: true,
+        stored_as: None,
     }
 }
 
@@ -200,15 +199,18 @@ pub fn builtins() -> Vec<Resource> {
             &[],
             false,
         ),
-        builtin(
-            "events.k8s.io",
-            "v1",
-            "Event",
-            "events",
-            true,
-            &["ev"],
-            false,
-        ),
+        Resource {
+            stored_as: Some((String::new(), "events".into())),
+            ..builtin(
+                "events.k8s.io",
+                "v1",
+                "Event",
+                "events",
+                true,
+                &["ev"],
+                false,
+            )
+        },
         builtin(
             "apiextensions.k8s.io",
             "v1",
@@ -411,6 +413,7 @@ pub fn from_crd(crd: &Value) -> Result<Resource, Vec<(String, &'static str, Stri
         versions,
         builtin: false,
         unconditional_update: false,
+        stored_as: None,
     })
 }
 

@@ -152,8 +152,10 @@ impl LabelSelector {
 pub struct FieldSelector(pub Vec<(String, bool, String)>);
 
 impl FieldSelector {
-    /// Parses and checks the fields against those the resource supports.
-    pub fn parse(s: &str, supported: &[&str]) -> Result<Self, String> {
+    /// Parses and checks the fields against those the resource supports: `supported` pairs
+    /// each label a client may write with the label of the stored object it reads (see
+    /// [`crate::server::resources::Resource::field_selectors`]); the selector keeps the latter.
+    pub fn parse(s: &str, supported: &[(&str, &str)]) -> Result<Self, String> {
         let mut out = Vec::new();
         if s.trim().is_empty() {
             return Ok(Self(out));
@@ -171,24 +173,26 @@ impl FieldSelector {
                 ));
             };
             let field = field.trim();
-            if !supported.contains(&field) {
+            let Some(&(_, stored)) = supported.iter().find(|(label, _)| *label == field) else {
                 return Err(format!("field label not supported: {field}"));
-            }
-            out.push((field.to_owned(), equal, value.trim().to_owned()));
+            };
+            out.push((stored.to_owned(), equal, value.trim().to_owned()));
         }
         Ok(Self(out))
     }
 
-    /// Whether the object satisfies every requirement.
+    /// Whether the (stored) object satisfies every requirement. A label is the path of the
+    /// field it reads, but for Events' `source` (see [`super::events::selectable_field`]).
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(path, equal, value)| {
-            let found = path.split('.').try_fold(obj, |v, k| v.get(k));
-            let text = match found {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Bool(b)) => b.to_string(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => String::new(),
-            };
+            let text = super::events::selectable_field(obj, path).unwrap_or_else(|| {
+                match path.split('.').try_fold(obj, |v, k| v.get(k)) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Bool(b)) => b.to_string(),
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => String::new(),
+                }
+            });
             (text == *value) == *equal
         })
     }
@@ -234,22 +238,36 @@ mod tests {
     fn field_selectors() {
         let f = FieldSelector::parse(
             "metadata.name=x,metadata.namespace!=y",
-            &["metadata.name", "metadata.namespace"],
+            &[
+                ("metadata.name", "metadata.name"),
+                ("metadata.namespace", "metadata.namespace"),
+            ],
         )
         .unwrap();
         assert!(f.matches(&json!({"metadata": {"name": "x", "namespace": "z"}})));
         assert_eq!(f.name(), Some("x"));
         assert_eq!(
-            FieldSelector::parse("spec.foo=1", &["metadata.name"]).unwrap_err(),
+            FieldSelector::parse("spec.foo=1", &[("metadata.name", "metadata.name")]).unwrap_err(),
             "field label not supported: spec.foo"
         );
+    }
+
+    #[test]
+    fn a_label_of_another_api_reads_the_stored_field() {
+        let f = FieldSelector::parse(
+            "regarding.name=m1",
+            &[("regarding.name", "involvedObject.name")],
+        )
+        .unwrap();
+        assert!(f.matches(&json!({"involvedObject": {"name": "m1"}})));
+        assert!(!f.matches(&json!({"regarding": {"name": "m1"}})));
     }
 
     proptest! {
         #[test]
         fn parsing_never_panics(s in "\\PC{0,40}") {
             let _ = LabelSelector::parse(&s);
-            let _ = FieldSelector::parse(&s, &["metadata.name"]);
+            let _ = FieldSelector::parse(&s, &[("metadata.name", "metadata.name")]);
         }
     }
 }

@@ -555,7 +555,7 @@ impl Store {
                 .to_owned();
             self.check_namespace(&s, namespace, &res.plural, &who)?;
         }
-        let key = (res.group.clone(), res.plural.clone());
+        let key = res.storage_key();
         let mut name = meta_str(&obj, "name").unwrap_or_default().to_owned();
         if name.is_empty() {
             let prefix = meta_str(&obj, "generateName").unwrap_or_default();
@@ -621,13 +621,16 @@ impl Store {
         let rv = s.rv;
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         let stored = Arc::new(StoredObject::new(&obj));
-        s.objects.entry(key).or_default().insert(id, stored.clone());
+        s.objects
+            .entry(key.clone())
+            .or_default()
+            .insert(id, stored.clone());
         self.emit(
             &mut s,
             WatchEvent {
                 rv,
-                group: res.group.clone(),
-                plural: res.plural.clone(),
+                group: key.0,
+                plural: key.1,
                 namespace: namespace.to_owned(),
                 type_: EventType::Added,
                 object: stored.clone(),
@@ -676,7 +679,7 @@ impl Store {
     ) -> Result<Arc<StoredObject>, ApiError> {
         let s = self.lock();
         s.objects
-            .get(&(res.group.clone(), res.plural.clone()))
+            .get(&res.storage_key())
             .and_then(|m| m.get(&(namespace.to_owned(), name.to_owned())))
             .cloned()
             .ok_or_else(|| ApiError::not_found(&res.plural, &res.group, name))
@@ -697,7 +700,7 @@ impl Store {
         let s = self.lock();
         let items = s
             .objects
-            .get(&(res.group.clone(), res.plural.clone()))
+            .get(&res.storage_key())
             .map(|m| {
                 m.iter()
                     .filter(|((ns, _), _)| namespace.is_none_or(|n| n == ns))
@@ -764,7 +767,7 @@ impl Store {
         change: impl FnOnce(&Value) -> Result<Value, ApiError>,
     ) -> Result<Value, ApiError> {
         let mut s = self.lock();
-        let key = (res.group.clone(), res.plural.clone());
+        let key = res.storage_key();
         let id = (namespace.to_owned(), name.to_owned());
         let stored_old = s
             .objects
@@ -893,8 +896,8 @@ impl Store {
                 &mut s,
                 WatchEvent {
                     rv,
-                    group: res.group.clone(),
-                    plural: res.plural.clone(),
+                    group: key.0,
+                    plural: key.1,
                     namespace: namespace.to_owned(),
                     type_: EventType::Deleted,
                     object: stored,
@@ -905,13 +908,16 @@ impl Store {
             self.after_removal(res, &new);
             return Ok(new);
         }
-        s.objects.entry(key).or_default().insert(id, stored.clone());
+        s.objects
+            .entry(key.clone())
+            .or_default()
+            .insert(id, stored.clone());
         self.emit(
             &mut s,
             WatchEvent {
                 rv,
-                group: res.group.clone(),
-                plural: res.plural.clone(),
+                group: key.0,
+                plural: key.1,
                 namespace: namespace.to_owned(),
                 type_: EventType::Modified,
                 object: stored,
@@ -947,7 +953,7 @@ impl Store {
         stored_old: Arc<StoredObject>,
     ) -> Value {
         let old = stored_old.value();
-        let key = (res.group.clone(), res.plural.clone());
+        let key = res.storage_key();
         let id = (
             namespace.to_owned(),
             meta_str(&old, "name").unwrap_or_default().to_owned(),
@@ -961,8 +967,8 @@ impl Store {
             &mut s,
             WatchEvent {
                 rv,
-                group: res.group.clone(),
-                plural: res.plural.clone(),
+                group: key.0,
+                plural: key.1,
                 namespace: namespace.to_owned(),
                 type_: EventType::Deleted,
                 object: Arc::new(StoredObject::new(&gone)),
@@ -983,7 +989,7 @@ impl Store {
         opts: &DeleteOptions,
     ) -> Result<Deletion, ApiError> {
         let mut s = self.lock();
-        let key = (res.group.clone(), res.plural.clone());
+        let key = res.storage_key();
         let id = (namespace.to_owned(), name.to_owned());
         let stored_old = s
             .objects
@@ -1082,13 +1088,16 @@ impl Store {
         let rv = s.rv;
         new["metadata"]["resourceVersion"] = json!(rv.to_string());
         let stored = Arc::new(StoredObject::new(&new));
-        s.objects.entry(key).or_default().insert(id, stored.clone());
+        s.objects
+            .entry(key.clone())
+            .or_default()
+            .insert(id, stored.clone());
         self.emit(
             &mut s,
             WatchEvent {
                 rv,
-                group: res.group.clone(),
-                plural: res.plural.clone(),
+                group: key.0,
+                plural: key.1,
                 namespace: namespace.to_owned(),
                 type_: EventType::Modified,
                 object: stored,
@@ -1119,7 +1128,7 @@ impl Store {
     /// Removes an object regardless of finalizers (namespace/CRD finalization by the server).
     pub fn finalize(&self, res: &Resource, namespace: &str, name: &str) {
         let s = self.lock();
-        let key = (res.group.clone(), res.plural.clone());
+        let key = res.storage_key();
         let id = (namespace.to_owned(), name.to_owned());
         let Some(old) = s.objects.get(&key).and_then(|m| m.get(&id)).cloned() else {
             return;

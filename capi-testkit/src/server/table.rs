@@ -198,7 +198,10 @@ fn event_cells(o: &Value) -> Vec<Value> {
             .unwrap_or_default()
             .to_owned()
     };
-    let component = first_non_empty(&source["component"], &o["reportingController"]);
+    let component = first_non_empty(
+        &source["component"],
+        &field("reportingComponent", "reportingController"),
+    );
     let instance = first_non_empty(&source["host"], &o["reportingInstance"]);
     let source = if instance.is_empty() {
         component

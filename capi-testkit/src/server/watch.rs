@@ -32,12 +32,14 @@ struct Filter {
     fields: FieldSelector,
     /// The `apiVersion` the watcher asked for.
     api_version: String,
+    /// The `(group, plural)` the watched objects are stored under.
+    stored: (String, String),
 }
 
 impl Filter {
     fn applies(&self, e: &WatchEvent) -> bool {
-        e.group == self.target.res.group
-            && e.plural == self.target.res.plural
+        e.group == self.stored.0
+            && e.plural == self.stored.1
             && self
                 .target
                 .namespace
@@ -172,6 +174,7 @@ pub(crate) async fn serve(
     let initial = send_initial.unwrap_or(start_rv.is_none());
     let filter = Filter {
         api_version: target.res.api_version(&target.version),
+        stored: target.res.storage_key(),
         target: target.clone(),
         labels,
         fields,

@@ -312,6 +312,17 @@ fn admit(
             "the object and its metadata must be JSON objects",
         ));
     }
+    // A built-in kind is decoded into its Go type first: fields it does not declare are gone
+    // (a strict decoding error, or warnings) before anything is checked.
+    if target.res.builtin
+        && let Some(unknown) = super::protobuf::prune_undeclared(
+            &target.res.api_version(&target.version),
+            &target.res.kind,
+            obj,
+        )
+    {
+        report_unknown(target, &unknown, params, warnings)?;
+    }
     if target.res.builtin && target.res.group.is_empty() && target.res.plural == "secrets" {
         merge_string_data(obj);
     }
@@ -746,15 +757,23 @@ fn patch(
                 "the apply configuration and its metadata must be objects",
             ));
         }
-        // Fields the schema does not know are dropped from the configuration (or refused), so
-        // that nobody owns them.
-        if sub != Some("scale")
-            && let Some(schema) = target
-                .res
-                .version(&target.version)
-                .and_then(|v| v.schema.as_ref())
-        {
-            let unknown = schema.prune(&mut patch_body);
+        // Fields the schema (or a built-in kind's type) does not know are dropped from the
+        // configuration (or refused), so that nobody owns them.
+        let schema = target
+            .res
+            .version(&target.version)
+            .and_then(|v| v.schema.as_ref());
+        let unknown = match schema {
+            _ if sub == Some("scale") => None,
+            Some(schema) => Some(schema.prune(&mut patch_body)),
+            None if target.res.builtin => super::protobuf::prune_undeclared(
+                &target.res.api_version(&target.version),
+                &target.res.kind,
+                &mut patch_body,
+            ),
+            None => None,
+        };
+        if let Some(unknown) = unknown {
             report_unknown(target, &unknown, params, &mut warnings)?;
         }
     }

@@ -82,6 +82,57 @@ pub(crate) fn decode_body(res: &Resource, body: &[u8]) -> Result<Value, ApiError
 }
 
 /// Any body the encoder writes (a kind, a list, a `Status`) back as JSON: what a client decodes.
+/// Removes from `obj`, a JSON object of the built-in kind `api_version`/`kind`, the fields its
+/// Go type does not declare, as a typed decode drops them, and returns their paths
+/// (`.spec.foo`, `.subjects[0].bar`) for the unknown-field warnings or the strict decoding
+/// error. The tables this module decodes protobuf with are the kinds' declared fields. `None`
+/// for kinds without a table (CustomResourceDefinitions: their fields are not checked).
+pub(crate) fn prune_undeclared(
+    api_version: &str,
+    kind: &str,
+    obj: &mut Value,
+) -> Option<Vec<String>> {
+    let msg = schema::message(api_version, kind)?;
+    let mut unknown = Vec::new();
+    if let Some(fields) = obj.as_object_mut() {
+        prune(msg, fields, "", true, &mut unknown);
+    }
+    Some(unknown)
+}
+
+fn prune(
+    msg: &Msg,
+    obj: &mut Map<String, Value>,
+    path: &str,
+    top: bool,
+    unknown: &mut Vec<String>,
+) {
+    obj.retain(|key, value| {
+        let Some(field) = msg.fields.iter().find(|f| f.json == key) else {
+            // TypeMeta is declared by every kind.
+            let type_meta = top && (key == "apiVersion" || key == "kind");
+            if !type_meta {
+                unknown.push(format!("{path}.{key}"));
+            }
+            return type_meta;
+        };
+        if let Ty::Msg(inner) = field.ty {
+            match value {
+                Value::Object(o) => prune(inner, o, &format!("{path}.{key}"), false, unknown),
+                Value::Array(items) if field.repeated => {
+                    for (i, item) in items.iter_mut().enumerate() {
+                        if let Value::Object(o) = item {
+                            prune(inner, o, &format!("{path}.{key}[{i}]"), false, unknown);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        true
+    });
+}
+
 #[cfg(test)]
 pub(crate) fn decode_object(body: &[u8]) -> Result<Value, ApiError> {
     let raw = body.strip_prefix(MAGIC).ok_or_else(|| bad("no magic"))?;

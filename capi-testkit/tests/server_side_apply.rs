@@ -362,3 +362,60 @@ mod noop {
         }
     }
 }
+
+/// managedFields name the version each write came through, not the storage version, as
+/// kube-apiserver records them.
+#[tokio::test]
+async fn managed_fields_record_the_version_written_through() {
+    let mut crd = serde_json::to_value(widget_crd()).unwrap();
+    let mut v2 = crd["spec"]["versions"][0].clone();
+    v2["name"] = json!("v2");
+    v2["storage"] = json!(false);
+    crd["spec"]["versions"].as_array_mut().unwrap().push(v2);
+    let env = TestEnv::builder()
+        .crds([serde_json::from_value(crd).unwrap()])
+        .in_process()
+        .start()
+        .await
+        .unwrap();
+    let ar = |version: &str| ApiResource {
+        group: "example.com".into(),
+        version: version.into(),
+        api_version: format!("example.com/{version}"),
+        kind: "Widget".into(),
+        plural: "widgets".into(),
+    };
+    let v1: Api<DynamicObject> = Api::namespaced_with(env.client(), "default", &ar("v1"));
+    let v2: Api<DynamicObject> = Api::namespaced_with(env.client(), "default", &ar("v2"));
+    let mut w = widget("w", json!({"x": "1"}));
+    w["apiVersion"] = json!("example.com/v2");
+    v2.create(
+        &PostParams {
+            field_manager: Some("creator".into()),
+            ..Default::default()
+        },
+        &serde_json::from_value(w).unwrap(),
+    )
+    .await
+    .unwrap();
+    let apply = json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {"y": "2"}});
+    v1.patch("w", &PatchParams::apply("applier"), &Patch::Apply(apply))
+        .await
+        .unwrap();
+    let read = v2.get("w").await.unwrap();
+    assert_eq!(read.types.unwrap().api_version, "example.com/v2");
+    let entries: Vec<(String, String)> = read
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.manager.unwrap(), e.api_version.unwrap()))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("applier".to_owned(), "example.com/v1".to_owned()),
+            ("creator".to_owned(), "example.com/v2".to_owned())
+        ]
+    );
+}

@@ -97,13 +97,9 @@ async fn an_event_written_through_one_api_is_read_through_the_other() {
 /// (server-set metadata aside); skipped where the transcripts are absent.
 #[tokio::test]
 async fn an_events_v1_create_answers_as_the_golden_transcript() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/golden/kube-apiserver-1.36/builtins.json");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        println!("skipped: {} is absent", path.display());
+    let Some(golden) = support::golden("builtins.json") else {
         return;
     };
-    let golden: Value = serde_json::from_str(&text).unwrap();
     let exchange = golden["exchanges"]
         .as_array()
         .unwrap()

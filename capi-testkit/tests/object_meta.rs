@@ -6,12 +6,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use capi_testkit::env::TestEnv;
-use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use support::{Reply, request as send};
 
 const CMS: &str = "/api/v1/namespaces/default/configmaps";
 const WIDGETS: &str = "/apis/example.com/v1/namespaces/default/widgets";
@@ -20,38 +22,6 @@ const FORBIDDEN: &str = "FieldValueForbidden";
 const TOO_LONG: &str = "FieldValueTooLong";
 const PREFER: &str = "prefer a domain-qualified finalizer name including a path (/) to avoid accidental conflicts with other finalizer writers";
 const UNQUALIFIED: &str = "name is neither a standard finalizer name nor is it fully qualified";
-
-/// Status code, Warning headers and body of one request.
-struct Reply {
-    code: u16,
-    warnings: Vec<String>,
-    body: Value,
-}
-
-async fn send(env: &TestEnv, method: &str, path: &str, content_type: &str, body: &Value) -> Reply {
-    let request = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("Content-Type", content_type)
-        .header("Accept", "application/json")
-        .body(kube::client::Body::from(body.to_string().into_bytes()))
-        .unwrap();
-    let resp = env.client().send(request).await.unwrap();
-    let code = resp.status().as_u16();
-    let warnings = resp
-        .headers()
-        .get_all("Warning")
-        .iter()
-        .map(|w| w.to_str().unwrap_or_default().to_owned())
-        .collect();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Reply {
-        code,
-        warnings,
-        body,
-    }
-}
 
 async fn post(env: &TestEnv, path: &str, body: &Value) -> Reply {
     send(env, "POST", path, "application/json", body).await

@@ -478,24 +478,8 @@ async fn kubectl_prints_the_refusal() {
     );
 }
 
-/// POSTs `body` to `path` and returns the status code, the Warning headers and the JSON body.
-async fn post_with_warnings(env: &TestEnv, path: &str, body: &Value) -> (u16, Vec<String>, Value) {
-    let request = http::Request::builder()
-        .method("POST")
-        .uri(path)
-        .header("Content-Type", "application/json")
-        .body(kube::client::Body::from(body.to_string().into_bytes()))
-        .unwrap();
-    let resp = env.client().send(request).await.unwrap();
-    let status = resp.status().as_u16();
-    let warnings = resp
-        .headers()
-        .get_all("warning")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, warnings, serde_json::from_slice(&bytes).unwrap())
+async fn post(env: &TestEnv, path: &str, body: &Value) -> support::Reply {
+    support::request(env, "POST", path, "application/json", body).await
 }
 
 /// A built-in kind's body is decoded into its Go type: fields the type does not declare are
@@ -505,7 +489,11 @@ async fn post_with_warnings(env: &TestEnv, path: &str, body: &Value) -> (u16, Ve
 async fn built_in_kinds_drop_the_fields_their_types_do_not_declare() {
     let env = TestEnv::builder().in_process().start().await.unwrap();
     let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "spec": {"x": 1}, "metadata": {"name": "c", "bogus": true}, "data": {"free": "form"}});
-    let (code, warnings, created) = post_with_warnings(&env, CMS, &body).await;
+    let support::Reply {
+        code,
+        warnings,
+        body: created,
+    } = post(&env, CMS, &body).await;
     assert_eq!(code, 201, "{created}");
     assert_eq!(
         warnings,
@@ -517,14 +505,16 @@ async fn built_in_kinds_drop_the_fields_their_types_do_not_declare() {
     assert!(created.get("spec").is_none() && created["metadata"].get("bogus").is_none());
     assert_eq!(created["data"], json!({"free": "form"}));
 
-    let (code, warnings, _) = post_with_warnings(
+    let support::Reply { code, warnings, .. } = post(
         &env,
         &format!("{CMS}?fieldValidation=Ignore"),
         &json!({"metadata": {"name": "d"}, "extra": 1}),
     )
     .await;
     assert_eq!((code, warnings.len()), (201, 0));
-    let (code, _, status) = post_with_warnings(
+    let support::Reply {
+        code, body: status, ..
+    } = post(
         &env,
         &format!("{CMS}?fieldValidation=Strict"),
         &json!({"metadata": {"name": "e"}, "extra": 1}),
@@ -542,7 +532,11 @@ async fn built_in_kinds_drop_the_fields_their_types_do_not_declare() {
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r", "typo": "x"},
         "subjects": [{"kind": "User", "name": "u"}, {"kind": "User", "name": "v", "nmae": "w"}],
     });
-    let (code, warnings, created) = post_with_warnings(
+    let support::Reply {
+        code,
+        warnings,
+        body: created,
+    } = post(
         &env,
         "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
         &binding,

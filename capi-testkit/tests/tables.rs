@@ -200,13 +200,9 @@ subjects: [{kind: User, name: alice}]
 /// transcripts (skipped where they are absent).
 #[tokio::test]
 async fn the_configmap_table_matches_the_golden_transcript() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/golden/kube-apiserver-1.36/builtins.json");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        println!("skipped: {} is absent", path.display());
+    let Some(golden) = support::golden("builtins.json") else {
         return;
     };
-    let golden: Value = serde_json::from_str(&text).unwrap();
     let recorded = golden["exchanges"]
         .as_array()
         .unwrap()

@@ -7,15 +7,21 @@ use capi_testkit::env::TestEnv;
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-/// Sends `body` as `content_type` (JSON for `Value::Null` too) and returns the status code and
-/// the JSON body (`Value::Null` when the body is not JSON).
-pub async fn send(
+/// Status code, Warning headers and body (`Value::Null` when it is not JSON) of one request.
+pub struct Reply {
+    pub code: u16,
+    pub warnings: Vec<String>,
+    pub body: Value,
+}
+
+/// Sends `body` as `content_type` (JSON for `Value::Null` too) and returns the whole reply.
+pub async fn request(
     env: &TestEnv,
     method: &str,
     path: &str,
     content_type: &str,
     body: &Value,
-) -> (u16, Value) {
+) -> Reply {
     let request = http::Request::builder()
         .method(method)
         .uri(path)
@@ -24,12 +30,44 @@ pub async fn send(
         .body(kube::client::Body::from(body.to_string().into_bytes()))
         .unwrap();
     let resp = env.client().send(request).await.unwrap();
-    let status = resp.status().as_u16();
+    let code = resp.status().as_u16();
+    let warnings = resp
+        .headers()
+        .get_all("Warning")
+        .iter()
+        .map(|w| w.to_str().unwrap_or_default().to_owned())
+        .collect();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    Reply {
+        code,
+        warnings,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
+/// [`request`]'s status code and body.
+pub async fn send(
+    env: &TestEnv,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let reply = request(env, method, path, content_type, body).await;
+    (reply.code, reply.body)
+}
+
+/// One file of the golden transcripts of kube-apiserver 1.36, or `None` (said, for the test that
+/// then skips) where they are absent.
+pub fn golden(file: &str) -> Option<Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/golden/kube-apiserver-1.36")
+        .join(file);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        println!("skipped: {} is absent", path.display());
+        return None;
+    };
+    Some(serde_json::from_str(&text).unwrap())
 }
 
 /// GETs `path` asking for `accept` and returns the status code and the JSON body

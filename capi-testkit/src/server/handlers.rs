@@ -297,8 +297,9 @@ fn merge_string_data(secret: &mut Value) {
     }
 }
 
-/// Decoding steps every write of a custom resource goes through: apiVersion checked,
-/// defaulting, pruning (warnings or a strict error) and validation.
+/// Decoding steps every write goes through: undeclared fields of built-in kinds dropped,
+/// apiVersion checked, a custom resource's defaulting and pruning (warnings or a strict error),
+/// then validation. The object stays in the version it was written in (see [`to_storage`]).
 fn admit(
     _app: &App,
     target: &Target,

@@ -81,7 +81,6 @@ pub(crate) fn decode_body(res: &Resource, body: &[u8]) -> Result<Value, ApiError
     Ok(Value::Object(obj))
 }
 
-/// Any body the encoder writes (a kind, a list, a `Status`) back as JSON: what a client decodes.
 /// Removes from `obj`, a JSON object of the built-in kind `api_version`/`kind`, the fields its
 /// Go type does not declare, as a typed decode drops them, and returns their paths
 /// (`.spec.foo`, `.subjects[0].bar`) for the unknown-field warnings or the strict decoding
@@ -133,6 +132,7 @@ fn prune(
     });
 }
 
+/// Any body the encoder writes (a kind, a list, a `Status`) back as JSON: what a client decodes.
 #[cfg(test)]
 pub(crate) fn decode_object(body: &[u8]) -> Result<Value, ApiError> {
     let raw = body.strip_prefix(MAGIC).ok_or_else(|| bad("no magic"))?;

@@ -121,11 +121,11 @@ impl Resource {
     /// of the stored object it reads (they differ where the resource is a view of another's
     /// storage).
     pub fn field_selectors(&self) -> Vec<(&'static str, &'static str)> {
-        if self.builtin && self.plural == "events" {
-            return match self.group.as_str() {
-                "events.k8s.io" => super::events::EVENTS_V1_FIELD_LABELS.to_vec(),
-                _ => super::events::CORE_FIELD_LABELS.map(|l| (l, l)).to_vec(),
-            };
+        if super::events::is_events_v1(self) {
+            return super::events::EVENTS_V1_FIELD_LABELS.to_vec();
+        }
+        if super::events::is_event(self) {
+            return super::events::CORE_FIELD_LABELS.map(|l| (l, l)).to_vec();
         }
         let mut f = vec!["metadata.name"];
         if self.namespaced {
